@@ -1,0 +1,441 @@
+"""Where models live: fetch, resume, verify, list and remove GGUF files in the user's cache directory.
+
+The layout is huggingface_hub's own, so its tools (`huggingface_hub.scan_cache_dir`, `hf cache`) can read it:
+
+    <root>/models--<owner>--<name>/
+        blobs/<etag>                 verified files, named by their sha256 (git sha1 for small non-LFS files)
+        blobs/<etag>.partial         an unfinished download, resumed by the next fetch; never trusted
+        snapshots/<commit>/<file>    links to the blobs: the paths handed to callers
+        refs/<revision>              the commit a branch or tag pointed to when last fetched
+        verified/<etag>.json         size, mtime and sha256 recorded at verification, so nothing is re-hashed
+    <root>/.locks/models--<owner>--<name>/<etag>.lock   one transfer per file across processes
+
+A blob is trusted only while its size and mtime match its record; anything else is re-hashed first.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+
+from llmclient import _hub
+from llmclient._transfer import PartialFile, ProgressFn, download
+from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
+from llmclient.errors import OfflineError, VerificationError
+from llmclient.types import CachedModel, VerifyReport
+
+__all__ = ["ModelCache", "Progress"]
+
+logger = logging.getLogger("llmclient")
+
+Progress = bool | Callable[[int, "int | None"], object]
+"""`True`: a tqdm bar when stderr is a terminal; `False`: silent; a callable gets `(done_bytes, total_bytes)`."""
+
+
+@dataclass(frozen=True)
+class _Repo:
+    """The folders of one repo inside the cache."""
+
+    root: Path
+    repo_id: str
+
+    @property
+    def folder(self) -> Path:
+        return self.root / ("models--" + self.repo_id.replace("/", "--"))
+
+    def blob(self, etag: str) -> Path:
+        return self.folder / "blobs" / etag
+
+    def record(self, etag: str) -> Path:
+        return self.folder / "verified" / f"{etag}.json"
+
+    def snapshot(self, commit: str, filename: str) -> Path:
+        return self.folder / "snapshots" / commit / filename
+
+    def ref(self, revision: str) -> Path:
+        return self.folder / "refs" / revision
+
+    def lock(self, etag: str) -> Path:
+        return self.root / ".locks" / self.folder.name / f"{etag}.lock"
+
+
+def _hash_file(path: Path, etag: str) -> tuple[str, str]:
+    """The file's sha256, and its digest in `etag`'s kind (sha256, or git blob sha1 for a 40-character etag)."""
+    sha256 = hashlib.sha256()
+    git = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False) if len(etag) == 40 else None
+    with path.open("rb") as fh:
+        while chunk := fh.read(8 << 20):
+            sha256.update(chunk)
+            if git is not None:
+                git.update(chunk)
+    digest = sha256.hexdigest()
+    return digest, (git.hexdigest() if git is not None else digest)
+
+
+class ModelCache:
+    """The model cache: verified, resumable downloads from the Hugging Face Hub (or any compatible endpoint).
+
+    Every method is async and keeps file I/O and hashing off the event loop.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float | None = None,
+        retries: int = DEFAULT_MAX_RETRIES,
+        retry_wait: float = 1.0,
+    ) -> None:
+        """A cache in `root` (default `$LLMCLIENT_CACHE_DIR`, else `platformdirs.user_cache_dir("llmclient")`).
+
+        `timeout`: seconds without a byte before an attempt is abandoned (default `$LLMCLIENT_DOWNLOAD_TIMEOUT`
+        or 30). `retries`: failed attempts in a row, without progress, before giving up. `retry_wait`: the
+        first pause between attempts, doubled after each failure (a `Retry-After` from the hub wins).
+        """
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.timeout = timeout if timeout is not None else download_timeout()
+        self.retries = retries
+        self.retry_wait = retry_wait
+
+    def __repr__(self) -> str:
+        return f"ModelCache({str(self.root)!r})"
+
+    # --- fetch -----------------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        repo_id: str,
+        filename: str,
+        revision: str = "main",
+        *,
+        endpoint: str | None = None,
+        token: str | bool | None = None,
+        progress: Progress = True,
+        offline: bool | None = None,
+    ) -> CachedModel:
+        """The verified local copy of `filename` from `repo_id` at `revision`, downloading it if needed.
+
+        A cached, verified file returns without a download; offline (`offline=True` or `HF_HUB_OFFLINE=1`) or
+        when `revision` is a commit hash, without any request. An interrupted download (crash, cancellation,
+        dropped connection) resumes from its partial file. The bytes are checked against the hub's sha256
+        before the file becomes visible. Concurrent fetches of one file, in any processes, share one transfer.
+
+        Raises `InvalidModelReferenceError`, `ModelNotFoundError`, `GatedModelError`, `OfflineError`,
+        `DownloadError`, `VerificationError` or `InsufficientDiskError`; each says what to do.
+        """
+        _hub.validate_reference(repo_id, filename, revision)
+        repo = _Repo(self.root, repo_id)
+        offline = hub_offline() if offline is None else offline
+        if offline or _hub.COMMIT_RE.match(revision):
+            cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
+            if cached is not None:
+                return cached
+            if offline:
+                raise OfflineError(
+                    f"{repo_id}/{filename} (revision {revision!r}) is not in the cache at {self.root}, and offline "
+                    "mode is on (HF_HUB_OFFLINE=1 or offline=True). Fetch it once while online, or point "
+                    "LLMCLIENT_CACHE_DIR at a cache that has it."
+                )
+
+        backoff = _hub.Backoff(self.retries, self.retry_wait)
+        try:
+            remote = await _hub.with_retries(
+                lambda: _hub.resolve(repo_id, filename, revision, endpoint=endpoint, token=token, timeout=self.timeout),
+                backoff,
+                what=f"resolving {repo_id}/{filename}",
+            )
+        except _hub.HubUnavailableError as error:
+            cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
+            if cached is not None:
+                logger.warning("%s; using the cached %s/%s at commit %s", error, repo_id, filename, cached.commit)
+                return cached
+            raise
+
+        cached = await anyio.to_thread.run_sync(self._adopt, repo, remote)
+        if cached is not None:
+            return cached
+        async with self._locked(repo.lock(remote.etag)):
+            cached = await anyio.to_thread.run_sync(self._adopt, repo, remote)  # another process may have finished
+            if cached is not None:
+                return cached
+            partial = PartialFile(repo.blob(remote.etag + ".partial"))
+            reporter = _reporter(progress, filename)
+            try:
+                await download(remote, partial, backoff, timeout=self.timeout, progress=reporter)
+            finally:
+                if isinstance(reporter, _TqdmReporter):
+                    reporter.close()
+            return await anyio.to_thread.run_sync(self._commit_download, repo, remote, partial)
+
+    # --- maintenance -----------------------------------------------------------------------------
+
+    async def list(self) -> list[CachedModel]:
+        """Every file in the cache with a snapshot entry, newest commit first within a repo; nothing is hashed."""
+        return await anyio.to_thread.run_sync(self._list)
+
+    async def verify(self, repo_id: str | None = None, filename: str | None = None) -> builtins.list[VerifyReport]:
+        """Re-hash cached files (all, a repo's, or one) against their recorded sha256.
+
+        A file that no longer matches is removed, so the next `fetch` downloads it afresh.
+        """
+        return await anyio.to_thread.run_sync(self._verify, repo_id, filename)
+
+    async def remove(self, repo_id: str, filename: str | None = None) -> int:
+        """Remove a repo's cached files (or one of them) and any partial downloads; the bytes freed."""
+        return await anyio.to_thread.run_sync(self._remove, repo_id, filename)
+
+    # --- blocking helpers (run in worker threads) ------------------------------------------------
+
+    def _lookup(self, repo: _Repo, filename: str, revision: str) -> CachedModel | None:
+        """The cached file for `revision` (a commit, or a ref recorded earlier), verified; no request."""
+        commit = revision
+        if not _hub.COMMIT_RE.match(revision):
+            try:
+                commit = repo.ref(revision).read_text().strip()
+            except OSError:
+                return None
+        link = repo.snapshot(commit, filename)
+        if not link.exists():
+            return None
+        return self._trusted(repo, filename, commit, Path(os.path.realpath(link)).name, link)
+
+    def _trusted(self, repo: _Repo, filename: str, commit: str, etag: str, link: Path) -> CachedModel | None:
+        """A `CachedModel` if the blob matches its record (re-hashing only when the record does not fit)."""
+        blob = repo.blob(etag)
+        try:
+            st = blob.stat()
+        except OSError:
+            return None
+        try:
+            record = json.loads(repo.record(etag).read_text())
+            fits = record["size"] == st.st_size and record["mtime_ns"] == st.st_mtime_ns
+        except (OSError, ValueError, KeyError, TypeError):
+            record, fits = {}, False
+        if not fits:
+            sha256, digest = _hash_file(blob, etag)
+            if digest != etag:
+                logger.warning("cached %s/%s does not match its checksum; removing it", repo.repo_id, filename)
+                blob.unlink(missing_ok=True)
+                repo.record(etag).unlink(missing_ok=True)
+                return None
+            record = self._write_record(repo, etag, sha256, blob)
+        return CachedModel(link, repo.repo_id, filename, commit, int(record["size"]), str(record["sha256"]))
+
+    def _adopt(self, repo: _Repo, remote: _hub.RemoteFile) -> CachedModel | None:
+        """If the blob the hub names is already verified here, link it for this commit and return it."""
+        if not repo.blob(remote.etag).exists():
+            return None
+        link = self._link(repo, remote)
+        return self._trusted(repo, remote.filename, remote.commit, remote.etag, link)
+
+    def _commit_download(self, repo: _Repo, remote: _hub.RemoteFile, partial: PartialFile) -> CachedModel:
+        """Verify the finished partial file and make it visible (atomic rename), or remove it."""
+        sha256 = digest = partial.sha256.hexdigest()
+        if len(remote.etag) == 40:  # a small non-LFS file: the hub's checksum is its git blob sha1
+            sha256, digest = _hash_file(partial.path, remote.etag)
+        if digest != remote.etag:
+            partial.path.unlink(missing_ok=True)
+            raise VerificationError(
+                f"{remote.repo_id}/{remote.filename} arrived corrupted: its checksum is {digest}, the hub says "
+                f"{remote.etag}. The bad bytes were removed; fetch again to download it afresh (if this repeats, "
+                "a proxy or mirror may be altering the file).",
+                expected=remote.etag,
+                actual=digest,
+            )
+        blob = repo.blob(remote.etag)
+        os.replace(partial.path, blob)
+        _fsync_dir(blob.parent)
+        self._write_record(repo, remote.etag, sha256, blob)
+        link = self._link(repo, remote)
+        return CachedModel(link, repo.repo_id, remote.filename, remote.commit, blob.stat().st_size, sha256)
+
+    def _write_record(self, repo: _Repo, etag: str, sha256: str, blob: Path) -> dict[str, object]:
+        st = blob.stat()
+        record = {
+            "repo_id": repo.repo_id,
+            "etag": etag,
+            "sha256": sha256,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "verified_at": time.time(),
+        }
+        _atomic_write(repo.record(etag), json.dumps(record, indent=1))
+        return record
+
+    def _link(self, repo: _Repo, remote: _hub.RemoteFile) -> Path:
+        """Point `snapshots/<commit>/<file>` at the blob and record `refs/<revision>`; returns the link."""
+        link = repo.snapshot(remote.commit, remote.filename)
+        blob = repo.blob(remote.etag)
+        if not (link.is_symlink() and Path(os.path.realpath(link)) == blob.resolve()):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            try:
+                tmp.symlink_to(os.path.relpath(blob, link.parent))
+            except OSError:  # no symlinks (Windows without developer mode): a hard link, then a copy
+                try:
+                    os.link(blob, tmp)
+                except OSError:
+                    shutil.copy2(blob, tmp)
+            os.replace(tmp, link)
+        if remote.revision != remote.commit:
+            _atomic_write(repo.ref(remote.revision), remote.commit)
+        return link
+
+    def _entries(
+        self, repo_id: str | None = None, filename: str | None = None
+    ) -> builtins.list[tuple[_Repo, str, str, Path]]:
+        """(repo, filename, commit, link) for each snapshot entry, optionally narrowed."""
+        found = []
+        folders = sorted(self.root.glob("models--*--*")) if self.root.is_dir() else []
+        for folder in folders:
+            rid = folder.name[len("models--") :].replace("--", "/", 1)
+            if repo_id is not None and rid != repo_id:
+                continue
+            repo = _Repo(self.root, rid)
+            snapshots = folder / "snapshots"
+            commits = (
+                sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
+            )
+            for commit_dir in commits:
+                for link in sorted(p for p in commit_dir.rglob("*") if not p.is_dir() and not p.name.startswith(".")):
+                    name = link.relative_to(commit_dir).as_posix()
+                    if filename is None or name == filename:
+                        found.append((repo, name, commit_dir.name, link))
+        return found
+
+    def _list(self) -> builtins.list[CachedModel]:
+        models = []
+        for repo, filename, commit, link in self._entries():
+            etag = Path(os.path.realpath(link)).name
+            try:
+                record = json.loads(repo.record(etag).read_text())
+                models.append(
+                    CachedModel(link, repo.repo_id, filename, commit, int(record["size"]), str(record["sha256"]))
+                )
+            except (OSError, ValueError, KeyError):
+                continue  # not verified (yet): not listed as a usable model
+        return models
+
+    def _verify(self, repo_id: str | None, filename: str | None) -> builtins.list[VerifyReport]:
+        reports = []
+        for repo, name, commit, link in self._entries(repo_id, filename):
+            etag = Path(os.path.realpath(link)).name
+            blob = repo.blob(etag)
+            if not blob.exists():
+                continue
+            sha256, digest = _hash_file(blob, etag)
+            ok = digest == etag
+            model = CachedModel(link, repo.repo_id, name, commit, blob.stat().st_size, sha256)
+            if ok:
+                self._write_record(repo, etag, sha256, blob)
+            else:
+                logger.warning("%s/%s is corrupted on disk; removed", repo.repo_id, name)
+                blob.unlink()
+                repo.record(etag).unlink(missing_ok=True)
+            reports.append(VerifyReport(model, ok, sha256))
+        return reports
+
+    def _remove(self, repo_id: str, filename: str | None) -> int:
+        _hub.validate_reference(repo_id, filename or "x", "main")
+        repo = _Repo(self.root, repo_id)
+        freed = 0
+        if filename is None:
+            if repo.folder.is_dir():
+                freed = sum(p.stat().st_size for p in (repo.folder / "blobs").glob("*") if p.is_file())
+                shutil.rmtree(repo.folder)
+            return freed
+        etags = set()
+        for _, _, _, link in self._entries(repo_id, filename):
+            etags.add(Path(os.path.realpath(link)).name)
+            link.unlink()
+        still_used = {Path(os.path.realpath(link)).name for *_, link in self._entries(repo_id)}
+        for etag in etags - still_used:
+            for path in (repo.blob(etag), repo.blob(etag + ".partial"), repo.record(etag)):
+                if path.exists():
+                    freed += path.stat().st_size if path.parent.name == "blobs" else 0
+                    path.unlink()
+        return freed
+
+    @asynccontextmanager
+    async def _locked(self, path: Path) -> AsyncIterator[None]:
+        """Hold the cross-process file lock at `path`, polling so the event loop and cancellation stay free."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), thread_local=False)
+        while True:
+            try:
+                lock.acquire(timeout=0)
+                break
+            except Timeout:
+                await anyio.sleep(0.1)
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class _TqdmReporter:
+    """A tqdm bar on stderr, created at the first report so it starts from the bytes already held."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            # disable=None: shown only when stderr is a terminal
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.desc,
+                disable=None,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _reporter(progress: Progress, filename: str) -> ProgressFn | None:
+    """The progress callback for `progress`: None, the caller's callable, or a tqdm bar."""
+    if progress is True:
+        return _TqdmReporter(filename)
+    return progress or None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

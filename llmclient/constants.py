@@ -1,0 +1,56 @@
+"""Every environment variable llmclient reads is read here, and nowhere else.
+
+huggingface_hub keeps reading its own (`HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`, ...); llmclient defers to it
+for those through `hub_offline()`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from huggingface_hub import constants as hf_constants
+
+#: Where models are cached unless a root is given: `LLMCLIENT_CACHE_DIR`, else the platform's user cache dir.
+CACHE_DIR_ENV = "LLMCLIENT_CACHE_DIR"
+
+#: Seconds without a byte from the hub before a transfer attempt is abandoned and retried.
+DOWNLOAD_TIMEOUT_ENV = "LLMCLIENT_DOWNLOAD_TIMEOUT"
+DEFAULT_DOWNLOAD_TIMEOUT = 30.0
+
+#: Attempts in a row that may fail without receiving a byte before a download gives up.
+DEFAULT_MAX_RETRIES = 5
+
+
+def default_cache_dir() -> Path:
+    """The cache root: `$LLMCLIENT_CACHE_DIR` if set, else `platformdirs.user_cache_dir("llmclient")`."""
+    value = os.environ.get(CACHE_DIR_ENV)
+    if value:
+        return Path(value).expanduser()
+    return Path(platformdirs.user_cache_dir("llmclient", appauthor=False))
+
+
+def download_timeout() -> float:
+    """The read timeout for transfers, from `$LLMCLIENT_DOWNLOAD_TIMEOUT` (seconds) or the default."""
+    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV)
+    if not value:
+        return DEFAULT_DOWNLOAD_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        message = f"{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds; unset it or use e.g. 30"
+        raise ValueError(message) from None
+    if seconds <= 0:
+        raise ValueError(f"{DOWNLOAD_TIMEOUT_ENV}={value!r} must be positive; unset it or use e.g. 30")
+    return seconds
+
+
+def hub_offline() -> bool:
+    """Whether huggingface_hub's offline mode (`HF_HUB_OFFLINE`) is on.
+
+    huggingface_hub reads the variable once, at import; it is read again here so that setting it later in the
+    process (as tests and notebooks do) takes effect too.
+    """
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return hf_constants.is_offline_mode() or value.strip().upper() in {"1", "ON", "YES", "TRUE"}

@@ -1,0 +1,79 @@
+"""The exception tree: every error llmclient raises on purpose derives from `LlmClientError`.
+
+Each message says what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DownloadError",
+    "GatedModelError",
+    "InsufficientDiskError",
+    "InvalidModelReferenceError",
+    "LlmClientError",
+    "ModelNotFoundError",
+    "OfflineError",
+    "VerificationError",
+]
+
+
+class LlmClientError(Exception):
+    """Base class of every error llmclient raises on purpose."""
+
+
+# --- Naming a model -------------------------------------------------------------------------------
+
+
+class InvalidModelReferenceError(LlmClientError, ValueError):
+    """A repo id, file name or revision is malformed; rejected before any request is made."""
+
+
+class ModelNotFoundError(LlmClientError, LookupError):
+    """The repo, revision or file does not exist on the hub (or is private and no token was given)."""
+
+    def __init__(
+        self, message: str, *, repo_id: str, filename: str | None = None, available: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.filename = filename
+        self.available = tuple(available)
+
+
+class GatedModelError(LlmClientError, PermissionError):
+    """The repo is gated: its license must be accepted on the hub and a token given."""
+
+    def __init__(self, message: str, *, repo_id: str) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+
+
+# --- Getting the bytes ----------------------------------------------------------------------------
+
+
+class DownloadError(LlmClientError, OSError):
+    """The transfer failed after its retries; the partial file is kept for the next try."""
+
+
+class VerificationError(LlmClientError):
+    """The downloaded bytes do not match the hub's checksum; they were removed, a new try starts afresh."""
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class OfflineError(LlmClientError, ConnectionError):
+    """Offline mode is on (or the hub is unreachable) and the file is not in the cache."""
+
+
+class InsufficientDiskError(LlmClientError, OSError):
+    """Not enough free disk space for the download."""
+
+    def __init__(self, message: str, *, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.free = free
