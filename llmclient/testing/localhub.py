@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import socket
 import threading
 import time
@@ -148,9 +149,9 @@ class LocalHub:
 
     @property
     def requests(self) -> list[HubRequest]:
-        """Every request answered so far, oldest first."""
+        """Every request answered so far, in the order they arrived."""
         with self._lock:
-            return list(self._log)
+            return sorted(self._log, key=lambda r: r.time)
 
     def clear_log(self) -> None:
         """Forget the requests logged so far."""
@@ -463,21 +464,33 @@ class _Handler(BaseHTTPRequestHandler):
                         offset += at
                         chunk = chunk[at:]
                         stalled.add(id(fault))
-                        self.server.hub._stopping.wait(fault.seconds)
-                        if self.server.hub._stopping.is_set():
-                            raise _Dropped
+                        self._pause(fault.seconds)
                     if fault.kind == "corrupt":
                         target = file.size // 2 if fault.offset is None else fault.offset
                         if offset <= target < offset + len(chunk):
                             chunk[target - offset] ^= 0xFF
                     if fault.kind == "throttle":
                         ahead = (self._sent + len(chunk)) / fault.rate - (time.monotonic() - began)
-                        if ahead > 0 and self.server.hub._stopping.wait(ahead):
-                            raise _Dropped
+                        if ahead > 0:
+                            self._pause(ahead)
                 self.wfile.write(chunk)
                 self._sent += len(chunk)
                 offset += len(chunk)
             self.wfile.flush()
+
+    def _pause(self, seconds: float) -> None:
+        """Send nothing for `seconds`; ends early (dropping the response) if the hub stops or the client leaves."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.server.hub._stopping.wait(min(left, 0.05)) or self._client_left():
+                raise _Dropped
+
+    def _client_left(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        try:
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _json(self, payload: Any) -> None:
         body = json.dumps(payload).encode()

@@ -1,0 +1,54 @@
+"""Shared fixtures: the real SmolLM2 GGUF from PyPI, served by a real LocalHub, and a fresh cache per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmclient import ModelCache
+from llmclient.testing import SMOLLM2_FILENAME, LocalHub, smollm2_gguf
+
+REPO = "llmclient-test/SmolLM2-135M-Instruct-GGUF"
+GATED_REPO = "llmclient-test/gated-GGUF"
+TOKEN = "hf_localhub_test_token"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 file, fetched from PyPI once per machine and verified."""
+    return smollm2_gguf()
+
+
+@pytest.fixture(scope="session")
+def hub_root(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
+    """A hub folder: the real GGUF (linked), a small non-LFS README, and a gated repo."""
+    root = tmp_path_factory.mktemp("hub")
+    repo = root / REPO
+    repo.mkdir(parents=True)
+    os.symlink(smollm2, repo / SMOLLM2_FILENAME)
+    (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n# SmolLM2 135M Instruct, GGUF\n")
+    gated = root / GATED_REPO
+    gated.mkdir(parents=True)
+    (gated / "tiny.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    return root
+
+
+@pytest.fixture
+def hub(hub_root: Path) -> Iterator[LocalHub]:
+    """A running LocalHub over `hub_root`, with a fresh log and no faults."""
+    with LocalHub(hub_root, gated={GATED_REPO}, token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ModelCache:
+    """An empty cache with short timeouts and retry waits, so fault tests finish quickly."""
+    return ModelCache(tmp_path / "cache", timeout=2.0, retries=3, retry_wait=0.05)
