@@ -34,7 +34,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from llmclient import _hub
-from llmclient._transfer import PartialFile, ProgressFn, download
+from llmclient._transfer import HttpClientBuilder, PartialFile, ProgressFn, download
 from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
 from llmclient.errors import OfflineError, VerificationError
 from llmclient.types import CachedModel, VerifyReport
@@ -152,6 +152,9 @@ class ModelCache:
                     "LLMCLIENT_CACHE_DIR at a cache that has it."
                 )
 
+        # No copy here at all: a download is coming, so get its HTTP client ready while the hub is asked.
+        has_copy = await anyio.to_thread.run_sync(self._has_copy, repo, filename, revision)
+        builder = None if has_copy else HttpClientBuilder()
         backoff = _hub.Backoff(self.retries, self.retry_wait)
         try:
             remote = await _hub.with_retries(
@@ -176,7 +179,9 @@ class ModelCache:
             partial = PartialFile(repo.blob(remote.etag + ".partial"))
             reporter = _reporter(progress, filename)
             try:
-                await download(remote, partial, backoff, timeout=self.timeout, progress=reporter)
+                await download(
+                    remote, partial, backoff, builder or HttpClientBuilder(), timeout=self.timeout, progress=reporter
+                )
             finally:
                 if isinstance(reporter, _TqdmReporter):
                     reporter.close()
@@ -214,6 +219,16 @@ class ModelCache:
             return None
         return self._trusted(repo, filename, commit, Path(os.path.realpath(link)).name, link)
 
+    def _has_copy(self, repo: _Repo, filename: str, revision: str) -> bool:
+        """Whether some copy of the file is linked here for `revision` (not checked: a hint, not trust)."""
+        commit = revision if _hub.COMMIT_RE.match(revision) else None
+        if commit is None:
+            try:
+                commit = repo.ref(revision).read_text().strip()
+            except OSError:
+                return False
+        return repo.snapshot(commit, filename).exists()
+
     def _trusted(self, repo: _Repo, filename: str, commit: str, etag: str, link: Path) -> CachedModel | None:
         """A `CachedModel` if the blob matches its record (re-hashing only when the record does not fit)."""
         blob = repo.blob(etag)
@@ -240,8 +255,11 @@ class ModelCache:
         """If the blob the hub names is already verified here, link it for this commit and return it."""
         if not repo.blob(remote.etag).exists():
             return None
-        link = self._link(repo, remote)
-        return self._trusted(repo, remote.filename, remote.commit, remote.etag, link)
+        link = repo.snapshot(remote.commit, remote.filename)
+        trusted = self._trusted(repo, remote.filename, remote.commit, remote.etag, link)
+        if trusted is not None:
+            self._link(repo, remote)
+        return trusted
 
     def _commit_download(self, repo: _Repo, remote: _hub.RemoteFile, partial: PartialFile) -> CachedModel:
         """Verify the finished partial file and make it visible (atomic rename), or remove it."""

@@ -22,7 +22,7 @@ from llmclient import (
 )
 from llmclient.testing import SMOLLM2_FILENAME, SMOLLM2_SHA256, LocalHub
 from tests.conftest import GATED_REPO, REPO, TOKEN
-from tests.test_cache import ROOT, transfers
+from tests.test_cache import ROOT, settled, transfers
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +75,7 @@ async def test_server_that_ignores_range_still_yields_a_verified_file(hub: Local
     hub.ignore_range()
     model = await cache.fetch(REPO, SMOLLM2_FILENAME, endpoint=hub.url, progress=False)
     assert model.sha256 == SMOLLM2_SHA256
-    gets = [r for r in hub.requests if r.method == "GET"]
+    gets = [r for r in settled(hub) if r.method == "GET"]
     assert [(r.range, r.status) for r in gets] == [(None, 200), ("bytes=30000000-", 200)]
 
 
@@ -118,7 +118,7 @@ async def test_gated_repo_says_how_to_get_access_and_works_with_a_token(hub: Loc
         await cache.fetch(GATED_REPO, "tiny.gguf", endpoint=hub.url, token=False)
     model = await cache.fetch(GATED_REPO, "tiny.gguf", endpoint=hub.url, token=TOKEN, progress=False)
     assert model.path.read_bytes().startswith(b"GGUF")
-    gets = [r for r in hub.requests if r.method == "GET"]
+    gets = [r for r in settled(hub) if r.method == "GET"]
     assert [r.headers.get("authorization") for r in gets] == [f"Bearer {TOKEN}"]
 
 
@@ -128,7 +128,7 @@ async def test_server_errors_k_times_then_success(hub: LocalHub, cache: ModelCac
     with anyio.fail_after(30):
         model = await cache.fetch(REPO, SMOLLM2_FILENAME, endpoint=hub.url, progress=False)
     assert model.sha256 == SMOLLM2_SHA256
-    statuses = [r.status for r in hub.requests if r.method == method]
+    statuses = [r.status for r in settled(hub) if r.method == method]
     assert statuses[:4] == [500, 500, 500, 200]
 
 
@@ -144,7 +144,7 @@ async def test_rate_limit_429_waits_as_long_as_retry_after_says(hub: LocalHub, c
     with anyio.fail_after(30):
         model = await cache.fetch(REPO, SMOLLM2_FILENAME, endpoint=hub.url, progress=False)
     assert model.sha256 == SMOLLM2_SHA256
-    first, second = (r for r in hub.requests if r.method == "GET")
+    first, second = (r for r in settled(hub) if r.method == "GET")
     assert first.status == 429 and second.status == 200
     assert second.time - first.time >= 1.5  # the hub's wish, not our own 0.05 s backoff
 
@@ -174,5 +174,5 @@ def test_two_processes_fetching_one_file_make_one_transfer(hub: LocalHub, tmp_pa
     outputs = [json.loads(out) for out, _ in results]
     assert outputs[0] == outputs[1] and outputs[0]["sha256"] == SMOLLM2_SHA256
     assert transfers(hub) == [None]
-    assert [r.method for r in hub.requests].count("HEAD") == 2
+    assert [r.method for r in settled(hub)].count("HEAD") == 2
     assert Path(os.path.realpath(outputs[0]["path"])).name == SMOLLM2_SHA256

@@ -101,6 +101,8 @@ class LocalHub:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
         self._faults: list[_Fault] = []
         self._log: list[HubRequest] = []
 
@@ -152,6 +154,12 @@ class LocalHub:
         """Every request answered so far, in the order they arrived."""
         with self._lock:
             return sorted(self._log, key=lambda r: r.time)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered (a client can read the last byte before the hub logs it);
+        False if requests are still in flight after `timeout` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def clear_log(self) -> None:
         """Forget the requests logged so far."""
@@ -224,9 +232,15 @@ class LocalHub:
                 taken.append(fault)
         return taken
 
+    def _begin(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
     def _record(self, request: HubRequest) -> None:
         with self._lock:
             self._log.append(request)
+            self._in_flight -= 1
+            self._idle.notify_all()
 
 
 class _Server(ThreadingHTTPServer):
@@ -275,15 +289,16 @@ class _Handler(BaseHTTPRequestHandler):
     # --- dispatch --------------------------------------------------------------------------------
 
     def _handle(self) -> None:
+        self.server.hub._begin()
         self._arrived = time.monotonic()
         self._sent = 0
         self._status = 0
         hub = self.server.hub
         split = urlsplit(self.path)
         self._query = parse_qs(split.query)
-        self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        faults = hub._take_faults(self.command, split.path)
         try:
+            self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            faults = hub._take_faults(self.command, split.path)
             fail = next((f for f in faults if f.kind == "fail"), None)
             if fail is not None:
                 headers = {} if fail.retry_after is None else {"Retry-After": f"{fail.retry_after:g}"}
