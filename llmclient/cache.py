@@ -21,20 +21,18 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
 from llmclient import _hub
-from llmclient._transfer import HttpClientBuilder, PartialFile, ProgressFn, download
+from llmclient._layout import RepoFolders, atomic_write, fsync_dir
+from llmclient._progress import Progress, TqdmReporter, reporter_for
+from llmclient._transfer import HttpClientBuilder, PartialFile, download
 from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
 from llmclient.errors import OfflineError, VerificationError
 from llmclient.types import CachedModel, VerifyReport
@@ -42,36 +40,6 @@ from llmclient.types import CachedModel, VerifyReport
 __all__ = ["ModelCache", "Progress"]
 
 logger = logging.getLogger("llmclient")
-
-Progress = bool | Callable[[int, "int | None"], object]
-"""`True`: a tqdm bar when stderr is a terminal; `False`: silent; a callable gets `(done_bytes, total_bytes)`."""
-
-
-@dataclass(frozen=True)
-class _Repo:
-    """The folders of one repo inside the cache."""
-
-    root: Path
-    repo_id: str
-
-    @property
-    def folder(self) -> Path:
-        return self.root / ("models--" + self.repo_id.replace("/", "--"))
-
-    def blob(self, etag: str) -> Path:
-        return self.folder / "blobs" / etag
-
-    def record(self, etag: str) -> Path:
-        return self.folder / "verified" / f"{etag}.json"
-
-    def snapshot(self, commit: str, filename: str) -> Path:
-        return self.folder / "snapshots" / commit / filename
-
-    def ref(self, revision: str) -> Path:
-        return self.folder / "refs" / revision
-
-    def lock(self, etag: str) -> Path:
-        return self.root / ".locks" / self.folder.name / f"{etag}.lock"
 
 
 def _hash_file(path: Path, etag: str) -> tuple[str, str]:
@@ -139,7 +107,7 @@ class ModelCache:
         `DownloadError`, `VerificationError` or `InsufficientDiskError`; each says what to do.
         """
         _hub.validate_reference(repo_id, filename, revision)
-        repo = _Repo(self.root, repo_id)
+        repo = RepoFolders(self.root, repo_id)
         offline = hub_offline() if offline is None else offline
         if offline or _hub.COMMIT_RE.match(revision):
             cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
@@ -177,13 +145,13 @@ class ModelCache:
             if cached is not None:
                 return cached
             partial = PartialFile(repo.blob(remote.etag + ".partial"))
-            reporter = _reporter(progress, filename)
+            reporter = reporter_for(progress, filename)
             try:
                 await download(
                     remote, partial, backoff, builder or HttpClientBuilder(), timeout=self.timeout, progress=reporter
                 )
             finally:
-                if isinstance(reporter, _TqdmReporter):
+                if isinstance(reporter, TqdmReporter):
                     reporter.close()
             return await anyio.to_thread.run_sync(self._commit_download, repo, remote, partial)
 
@@ -206,7 +174,7 @@ class ModelCache:
 
     # --- blocking helpers (run in worker threads) ------------------------------------------------
 
-    def _lookup(self, repo: _Repo, filename: str, revision: str) -> CachedModel | None:
+    def _lookup(self, repo: RepoFolders, filename: str, revision: str) -> CachedModel | None:
         """The cached file for `revision` (a commit, or a ref recorded earlier), verified; no request."""
         commit = revision
         if not _hub.COMMIT_RE.match(revision):
@@ -219,7 +187,7 @@ class ModelCache:
             return None
         return self._trusted(repo, filename, commit, Path(os.path.realpath(link)).name, link)
 
-    def _has_copy(self, repo: _Repo, filename: str, revision: str) -> bool:
+    def _has_copy(self, repo: RepoFolders, filename: str, revision: str) -> bool:
         """Whether some copy of the file is linked here for `revision` (not checked: a hint, not trust)."""
         commit = revision if _hub.COMMIT_RE.match(revision) else None
         if commit is None:
@@ -229,7 +197,7 @@ class ModelCache:
                 return False
         return repo.snapshot(commit, filename).exists()
 
-    def _trusted(self, repo: _Repo, filename: str, commit: str, etag: str, link: Path) -> CachedModel | None:
+    def _trusted(self, repo: RepoFolders, filename: str, commit: str, etag: str, link: Path) -> CachedModel | None:
         """A `CachedModel` if the blob matches its record (re-hashing only when the record does not fit)."""
         blob = repo.blob(etag)
         try:
@@ -251,7 +219,7 @@ class ModelCache:
             record = self._write_record(repo, etag, sha256, blob)
         return CachedModel(link, repo.repo_id, filename, commit, int(record["size"]), str(record["sha256"]))
 
-    def _adopt(self, repo: _Repo, remote: _hub.RemoteFile) -> CachedModel | None:
+    def _adopt(self, repo: RepoFolders, remote: _hub.RemoteFile) -> CachedModel | None:
         """If the blob the hub names is already verified here, link it for this commit and return it."""
         if not repo.blob(remote.etag).exists():
             return None
@@ -261,7 +229,7 @@ class ModelCache:
             self._link(repo, remote)
         return trusted
 
-    def _commit_download(self, repo: _Repo, remote: _hub.RemoteFile, partial: PartialFile) -> CachedModel:
+    def _commit_download(self, repo: RepoFolders, remote: _hub.RemoteFile, partial: PartialFile) -> CachedModel:
         """Verify the finished partial file and make it visible (atomic rename), or remove it."""
         sha256 = digest = partial.sha256.hexdigest()
         if len(remote.etag) == 40:  # a small non-LFS file: the hub's checksum is its git blob sha1
@@ -277,12 +245,12 @@ class ModelCache:
             )
         blob = repo.blob(remote.etag)
         os.replace(partial.path, blob)
-        _fsync_dir(blob.parent)
+        fsync_dir(blob.parent)
         self._write_record(repo, remote.etag, sha256, blob)
         link = self._link(repo, remote)
         return CachedModel(link, repo.repo_id, remote.filename, remote.commit, blob.stat().st_size, sha256)
 
-    def _write_record(self, repo: _Repo, etag: str, sha256: str, blob: Path) -> dict[str, object]:
+    def _write_record(self, repo: RepoFolders, etag: str, sha256: str, blob: Path) -> dict[str, object]:
         st = blob.stat()
         record = {
             "repo_id": repo.repo_id,
@@ -292,10 +260,10 @@ class ModelCache:
             "mtime_ns": st.st_mtime_ns,
             "verified_at": time.time(),
         }
-        _atomic_write(repo.record(etag), json.dumps(record, indent=1))
+        atomic_write(repo.record(etag), json.dumps(record, indent=1))
         return record
 
-    def _link(self, repo: _Repo, remote: _hub.RemoteFile) -> Path:
+    def _link(self, repo: RepoFolders, remote: _hub.RemoteFile) -> Path:
         """Point `snapshots/<commit>/<file>` at the blob and record `refs/<revision>`; returns the link."""
         link = repo.snapshot(remote.commit, remote.filename)
         blob = repo.blob(remote.etag)
@@ -312,12 +280,12 @@ class ModelCache:
                     shutil.copy2(blob, tmp)
             os.replace(tmp, link)
         if remote.revision != remote.commit:
-            _atomic_write(repo.ref(remote.revision), remote.commit)
+            atomic_write(repo.ref(remote.revision), remote.commit)
         return link
 
     def _entries(
         self, repo_id: str | None = None, filename: str | None = None
-    ) -> builtins.list[tuple[_Repo, str, str, Path]]:
+    ) -> builtins.list[tuple[RepoFolders, str, str, Path]]:
         """(repo, filename, commit, link) for each snapshot entry, optionally narrowed."""
         found = []
         folders = sorted(self.root.glob("models--*--*")) if self.root.is_dir() else []
@@ -325,7 +293,7 @@ class ModelCache:
             rid = folder.name[len("models--") :].replace("--", "/", 1)
             if repo_id is not None and rid != repo_id:
                 continue
-            repo = _Repo(self.root, rid)
+            repo = RepoFolders(self.root, rid)
             snapshots = folder / "snapshots"
             commits = (
                 sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
@@ -371,7 +339,7 @@ class ModelCache:
 
     def _remove(self, repo_id: str, filename: str | None) -> int:
         _hub.validate_reference(repo_id, filename or "x", "main")
-        repo = _Repo(self.root, repo_id)
+        repo = RepoFolders(self.root, repo_id)
         freed = 0
         if filename is None:
             if repo.folder.is_dir():
@@ -405,55 +373,3 @@ class ModelCache:
             yield
         finally:
             lock.release()
-
-
-class _TqdmReporter:
-    """A tqdm bar on stderr, created at the first report so it starts from the bytes already held."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc = desc
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            # disable=None: shown only when stderr is a terminal
-            self.bar = tqdm(
-                total=total,
-                initial=done,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=self.desc,
-                disable=None,
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-        else:
-            self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _reporter(progress: Progress, filename: str) -> ProgressFn | None:
-    """The progress callback for `progress`: None, the caller's callable, or a tqdm bar."""
-    if progress is True:
-        return _TqdmReporter(filename)
-    return progress or None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
