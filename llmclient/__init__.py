@@ -7,18 +7,35 @@ from llmclient.errors import (
     DownloadError,
     GatedModelError,
     InsufficientDiskError,
+    InsufficientMemoryError,
     InvalidModelReferenceError,
     LlmClientError,
+    ModelFormatError,
     ModelNotFoundError,
     OfflineError,
     VerificationError,
 )
-from llmclient.types import CachedModel, VerifyReport
+from llmclient.hardware import Device, Hardware, detect
+from llmclient.metadata import GgufInfo, read_gguf_info
+from llmclient.planner import plan
+from llmclient.types import CachedModel, MemoryEstimate, ModelFile, Plan, Rejected, VerifyReport
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CachedModel",
+    "Device",
+    "GgufInfo",
+    "Hardware",
+    "InsufficientMemoryError",
+    "MemoryEstimate",
+    "ModelFile",
+    "ModelFormatError",
+    "Plan",
+    "Rejected",
+    "detect",
+    "plan",
+    "read_gguf_info",
     "DownloadError",
     "GatedModelError",
     "InsufficientDiskError",

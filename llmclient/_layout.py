@@ -32,6 +32,12 @@ class RepoFolders:
     def ref(self, revision: str) -> Path:
         return self.folder / "refs" / revision
 
+    def gguf_info(self, etag: str) -> Path:
+        return self.folder / "gguf" / f"{etag}.json"
+
+    def gguf_pointer(self, revision: str, filename: str) -> Path:
+        return self.folder / "gguf" / "refs" / revision / f"{filename}.json"
+
     def lock(self, etag: str) -> Path:
         return self.root / ".locks" / self.folder.name / f"{etag}.lock"
 

@@ -8,6 +8,8 @@ The layout is huggingface_hub's own, so its tools (`huggingface_hub.scan_cache_d
         snapshots/<commit>/<file>    links to the blobs: the paths handed to callers
         refs/<revision>              the commit a branch or tag pointed to when last fetched
         verified/<etag>.json         size, mtime and sha256 recorded at verification, so nothing is re-hashed
+        gguf/<etag>.json             a GGUF header's parsed metadata (read with HTTP ranges, no download)
+        gguf/refs/<revision>/<file>.json   which etag and commit a file had when its metadata was read
     <root>/.locks/models--<owner>--<name>/<etag>.lock   one transfer per file across processes
 
 A blob is trusted only while its size and mtime match its record; anything else is re-hashed first.
@@ -30,11 +32,13 @@ import anyio
 from filelock import FileLock, Timeout
 
 from llmclient import _hub
+from llmclient._cache_metadata import gguf_info
 from llmclient._layout import RepoFolders, atomic_write, fsync_dir
 from llmclient._progress import Progress, TqdmReporter, reporter_for
 from llmclient._transfer import HttpClientBuilder, PartialFile, download
 from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
 from llmclient.errors import OfflineError, VerificationError
+from llmclient.metadata import GgufInfo
 from llmclient.types import CachedModel, VerifyReport
 
 __all__ = ["ModelCache", "Progress"]
@@ -154,6 +158,25 @@ class ModelCache:
                 if isinstance(reporter, TqdmReporter):
                     reporter.close()
             return await anyio.to_thread.run_sync(self._commit_download, repo, remote, partial)
+
+    async def gguf_info(
+        self,
+        repo_id: str,
+        filename: str,
+        revision: str = "main",
+        *,
+        endpoint: str | None = None,
+        token: str | bool | None = None,
+        offline: bool | None = None,
+    ) -> GgufInfo:
+        """The model metadata in a hub GGUF file's header, read without downloading the file.
+
+        The header is read with HTTP Range requests (only its first bytes) and stored in the cache, so asking
+        again, or offline, makes no transfer; a file already in the cache is read locally. For a split model,
+        every shard's header is read. Raises as `fetch` does, and `ModelFormatError` for a file that is not a
+        GGUF model.
+        """
+        return await gguf_info(self, repo_id, filename, revision, endpoint=endpoint, token=token, offline=offline)
 
     # --- maintenance -----------------------------------------------------------------------------
 

@@ -23,6 +23,24 @@ DEFAULT_DOWNLOAD_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 
 
+#: An explicit memory budget in GB for the planner, replacing detection (GPU memory if there are GPUs, else RAM).
+MEMORY_GB_ENV = "LLMCLIENT_MEMORY_GB"
+
+
+def memory_budget_gb() -> float | None:
+    """`$LLMCLIENT_MEMORY_GB` as a number of GB, or None when unset."""
+    value = os.environ.get(MEMORY_GB_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        gigabytes = float(value)
+    except ValueError:
+        gigabytes = -1.0
+    if not gigabytes > 0:
+        raise ValueError(f"{MEMORY_GB_ENV}={value!r} must be a positive number of GB, e.g. 12; or unset it")
+    return gigabytes
+
+
 def default_cache_dir() -> Path:
     """The cache root: `$LLMCLIENT_CACHE_DIR` if set, else `platformdirs.user_cache_dir("llmclient")`."""
     value = os.environ.get(CACHE_DIR_ENV)

@@ -11,8 +11,10 @@ __all__ = [
     "DownloadError",
     "GatedModelError",
     "InsufficientDiskError",
+    "InsufficientMemoryError",
     "InvalidModelReferenceError",
     "LlmClientError",
+    "ModelFormatError",
     "ModelNotFoundError",
     "OfflineError",
     "VerificationError",
@@ -77,3 +79,21 @@ class InsufficientDiskError(LlmClientError, OSError):
         super().__init__(message)
         self.needed = needed
         self.free = free
+
+
+# --- Sizing a model -------------------------------------------------------------------------------
+
+
+class ModelFormatError(LlmClientError, ValueError):
+    """The file is not a GGUF model llama.cpp can load, or its header lacks what a model needs."""
+
+
+class InsufficientMemoryError(LlmClientError, MemoryError):
+    """No candidate file fits this machine's memory at any allowed context; the message says what would."""
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        """Bytes the smallest candidate needs at the smallest context."""
+        self.available = available
+        """Bytes the plan could use (GPU and RAM budgets together)."""

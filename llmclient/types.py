@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CachedModel", "VerifyReport"]
+from llmclient.metadata import GgufInfo
+from llmclient.quants import Quant, quality_rank
+
+__all__ = ["CachedModel", "MemoryEstimate", "ModelFile", "Plan", "Rejected", "VerifyReport"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,116 @@ class VerifyReport:
     """True when the bytes on disk still hash to the recorded sha256."""
     actual_sha256: str
     """What the bytes on disk hash to now; a mismatching file has been removed from the cache."""
+
+
+# --- Planning -------------------------------------------------------------------------------------
+
+_GB = 1e9
+
+
+def _gb(n: int) -> str:
+    return f"{n / _GB:.2f} GB"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The memory llama.cpp is expected to allocate for one model file, context and offload, in bytes."""
+
+    n_ctx: int
+    """The context as llama.cpp sizes it (the asked one rounded up to a multiple of 256)."""
+    n_gpu_layers: int
+    gpu: tuple[int, ...]
+    """Bytes on each GPU (empty when nothing is offloaded)."""
+    cpu: int
+    """Bytes of system RAM."""
+    weights: int
+    kv_cache: int
+    compute: int
+
+    @property
+    def total(self) -> int:
+        """Everything, on all devices."""
+        return sum(self.gpu) + self.cpu
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One candidate model file (all its shards) the planner may choose."""
+
+    filename: str
+    """The file name in its repo (the first shard's for a split model), or a local path."""
+    quant: Quant | None
+    size: int
+    """Bytes of all shards together."""
+    info: GgufInfo | None = None
+    """Its header, when read; without it the planner scales another file's header of the same model by size."""
+    shards: tuple[str, ...] = ()
+
+    @property
+    def quant_name(self) -> str:
+        return self.quant.name if self.quant is not None else "?"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A candidate the planner did not choose, with what it would need and why not."""
+
+    file: ModelFile
+    n_ctx: int
+    need_gpu: int
+    need_ram: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a model will run here: which file, context, offload and threads, and the memory that takes."""
+
+    file: ModelFile
+    n_ctx: int
+    """Context length in tokens (what llama.cpp will allocate)."""
+    n_gpu_layers: int
+    """Layers offloaded, counted as llama.cpp does: block_count + 1 offloads everything."""
+    device: str
+    """Where it runs: `CPU`, `CUDA0`, `CUDA0+CUDA1`, or e.g. `CUDA0 (28/33 layers) + CPU`."""
+    estimate: MemoryEstimate
+    budget_gpu: tuple[int, ...]
+    """GPU memory the plan may use, per device (free minus the safety margin, or the given budget)."""
+    budget_ram: int
+    threads: int
+    flash_attn: bool
+    kv_type: str
+    tensor_split: tuple[float, ...]
+    """Share of the offloaded layers per GPU (empty for one GPU or none)."""
+    rejected: tuple[Rejected, ...]
+    notes: tuple[str, ...] = ()
+    """Why the context and offload are what they are, in words."""
+
+    @property
+    def quant(self) -> str:
+        """The chosen file's quantization, e.g. `Q4_K_M` (`?` if neither its name nor header says)."""
+        return self.file.quant_name
+
+    @property
+    def fully_offloaded(self) -> bool:
+        return self.file.info is not None and self.n_gpu_layers >= self.file.info.block_count + 1
+
+    def __str__(self) -> str:
+        est = self.estimate
+        fa = "on" if self.flash_attn else "off"
+        gpu_budget = sum(self.budget_gpu)
+        lines = [
+            f"file      {self.file.filename}  ({self.quant}, {_gb(self.file.size)})",
+            f"device    {self.device}; {self.threads} CPU threads; flash attention {fa}",
+            f"context   {self.n_ctx} tokens; KV cache {self.kv_type}",
+            f"memory    GPU {_gb(sum(est.gpu))} of {_gb(gpu_budget)}   RAM {_gb(est.cpu)} of {_gb(self.budget_ram)}",
+            f"          weights {_gb(est.weights)}, KV cache {_gb(est.kv_cache)}, compute buffers {_gb(est.compute)}",
+        ]
+        lines += [f"note      {n}" for n in self.notes]
+        rows = [(self.file, est.n_ctx, sum(est.gpu), est.cpu, "chosen")]
+        rows += [(r.file, r.n_ctx, r.need_gpu, r.need_ram, r.reason) for r in self.rejected]
+        rows.sort(key=lambda r: quality_rank(r[0].quant))
+        lines.append(f"{'quant':<9} {'file size':>10} {'context':>8} {'needs GPU':>10} {'needs RAM':>10}  verdict")
+        for file, ctx, gpu, ram, verdict in rows:
+            lines.append(f"{file.quant_name:<9} {_gb(file.size):>10} {ctx:>8} {_gb(gpu):>10} {_gb(ram):>10}  {verdict}")
+        return "\n".join(lines)

@@ -1,0 +1,375 @@
+"""Choose the model file, context, GPU layers and threads that fit this machine, and explain the choice.
+
+The memory each candidate needs comes from `llmclient.estimate`; the rule that chooses is in `plan`'s docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from llmclient.errors import InsufficientMemoryError
+from llmclient.estimate import estimate, layer_devices
+from llmclient.hardware import Hardware
+from llmclient.metadata import GgufInfo
+from llmclient.quants import quality_rank, quant_named
+from llmclient.types import MemoryEstimate, ModelFile, Plan, Rejected
+
+__all__ = [
+    "DEFAULT_CTX_CAP",
+    "GPU_HEADROOM",
+    "MIN_CTX",
+    "QUALITY_FLOOR",
+    "RAM_HEADROOM",
+    "plan",
+    "scaled_info",
+    "threads_for",
+]
+
+MIB = 1 << 20
+#: Without an asked context: the largest up to the trained length and this cap that fits.
+DEFAULT_CTX_CAP = 8192
+#: The trained context assumed for a file that does not state one.
+UNKNOWN_TRAINED_CTX = 4096
+#: The smallest context tried before a smaller quant or partial offload is preferred over a shorter context.
+MIN_CTX = 2048
+#: Never planned below this, whatever the memory.
+FLOOR_CTX = 512
+#: GPU memory left free on each device: max(fixed, fraction of its total).
+GPU_HEADROOM = (512 * MIB, 0.03)
+#: RAM left free: max(fixed, fraction of the total), for the OS and the app.
+RAM_HEADROOM = (1024 * MIB, 0.10)
+#: With partial offload, quants at least this good are preferred (the usual default; smaller ones lose quality).
+QUALITY_FLOOR = "Q4_K_M"
+
+
+def threads_for(hardware: Hardware, fully_offloaded: bool) -> int:
+    """CPU threads: every physical core (llama-cpp-python's default of half the logical CPUs leaves cores idle,
+    and hyper-threads slow matrix work down); when the GPU does all the work, at most 4."""
+    return min(hardware.physical_cores, 4) if fully_offloaded else hardware.physical_cores
+
+
+def _headroom(total: int, rule: tuple[int, float]) -> int:
+    return max(rule[0], int(total * rule[1]))
+
+
+@dataclass(frozen=True)
+class _Budget:
+    gpus: tuple[int, ...]
+    ram: int
+
+    def fits(self, est: MemoryEstimate) -> bool:
+        return est.cpu <= self.ram and all(need <= have for need, have in zip(est.gpu, self.gpus, strict=False))
+
+
+def _budget(hardware: Hardware, cpu_only: bool) -> _Budget:
+    gpus = () if cpu_only else hardware.gpus
+    ram = hardware.ram_available - _headroom(hardware.ram_total, RAM_HEADROOM)
+    if hardware.budget is not None and not gpus:
+        ram = hardware.budget
+    if not gpus:
+        return _Budget((), max(ram, 0))
+    free = [max(d.free - _headroom(d.total, GPU_HEADROOM), 0) for d in gpus]
+    if hardware.budget is not None:
+        scale = hardware.budget / (sum(d.free for d in gpus) or 1)
+        free = [int(d.free * scale) for d in gpus]
+    return _Budget(tuple(free), max(ram, 0))
+
+
+def scaled_info(reference: GgufInfo, file_bytes: int) -> GgufInfo:
+    """`reference`'s model at another file size: every tensor group scaled by the ratio of tensor bytes."""
+    ratio = max(file_bytes - reference.header_bytes, 0) / max(reference.file_bytes - reference.header_bytes, 1)
+    return replace(
+        reference,
+        layer_bytes=tuple(int(b * ratio) for b in reference.layer_bytes),
+        input_bytes=int(reference.input_bytes * ratio),
+        output_bytes=int(reference.output_bytes * ratio),
+        file_bytes=file_bytes,
+    )
+
+
+def _largest(lo: int, hi: int, ok: Callable[[int], bool], step: int = 1) -> int | None:
+    """The largest multiple of `step` in [lo, hi] with ok() true (ok is monotonic: true up to a point)."""
+    if ok(hi):
+        return hi
+    lo_s, hi_s = -(-lo // step), hi // step
+    if lo_s > hi_s or not ok(lo_s * step):
+        return None
+    while hi_s - lo_s > 1:
+        mid = (lo_s + hi_s) // 2
+        lo_s, hi_s = (mid, hi_s) if ok(mid * step) else (lo_s, mid)
+    return lo_s * step
+
+
+@dataclass(frozen=True)
+class _Option:
+    file: ModelFile
+    info: GgufInfo
+    n_ctx: int
+    n_gpu_layers: int
+    est: MemoryEstimate
+
+
+def plan(
+    files: Sequence[ModelFile],
+    hardware: Hardware,
+    *,
+    n_ctx: int | None = None,
+    quant: str | None = None,
+    n_gpu_layers: int | None = None,
+    cpu_only: bool = False,
+    threads: int | None = None,
+    flash_attn: bool = True,
+    kv_type: str = "f16",
+    reference: GgufInfo | None = None,
+) -> Plan:
+    """Choose the file, context, GPU layers and threads for this machine; explain every candidate's fate.
+
+    The rule, in order:
+
+    1. Candidates: the files of `quant` if given, else every file whose quant may be picked automatically
+       (unquantized F16/BF16/F32 only when nothing else is offered), best quality first (`llmclient.quants`).
+    2. Context: `n_ctx` if given (never reduced); else the target min(trained length, 8192), reduced only
+       when no candidate fits at it, never below 2048 while a smaller quant or partial offload could still give
+       2048, and never below 512.
+    3. With GPUs: the best quant that fits entirely in GPU memory (layers, output head, KV cache, compute
+       buffers) at the target context; if none does, the best that fits at a context down to 2048. Context
+       first: Q6_K with 8192 tokens beats Q8_0 with 2048.
+    4. Else partial offload: among quants at least as good as Q4_K_M (then, if none fits, the smaller ones),
+       the one that puts the largest share of its layers on the GPUs, the better quant winning a tie; the rest
+       of the model runs from RAM, which must hold it. Each layer left on the CPU costs speed roughly in
+       proportion to its size, so offloading more beats a finer quant that leaves more on the CPU.
+    5. CPU only (no GPU, `cpu_only`, or nothing offloadable): the best quant that fits in RAM, trying the target
+       context, then down to 2048, then down to 512.
+    6. Nothing fits even at 512 tokens: `InsufficientMemoryError`, naming the smallest need and what would fit.
+
+    Budgets: each GPU's free memory minus max(512 MiB, 3% of its total); available RAM minus max(1 GiB, 10% of
+    the total). An explicit `hardware.budget` replaces the GPU free memory (or the RAM, without GPUs).
+    """
+    if not files:
+        raise ValueError("no model files to plan among")
+    if n_ctx is not None and n_ctx < 1:
+        raise ValueError(f"n_ctx must be a positive number of tokens, got {n_ctx}")
+    budget = _budget(hardware, cpu_only)
+    gpus = () if cpu_only else hardware.gpus
+    split = tuple(float(b) for b in budget.gpus) if gpus else ()
+    if len(split) > 1 and not sum(split):
+        split = tuple(1.0 for _ in split)
+
+    candidates = _candidates(files, quant)
+    infos = {c.filename: _info(c, reference) for c in candidates}
+
+    def est(c: ModelFile, ctx: int, ngl: int) -> MemoryEstimate:
+        return estimate(infos[c.filename], ctx, ngl if gpus else 0, gpu_split=split or (1.0,),
+                        flash_attn=flash_attn, kv_type=kv_type)  # fmt: skip
+
+    def ctx_range(c: ModelFile) -> tuple[int, int]:
+        if n_ctx is not None:
+            return n_ctx, n_ctx
+        trained = infos[c.filename].context_length or UNKNOWN_TRAINED_CTX
+        top = min(trained, DEFAULT_CTX_CAP)
+        return top, min(MIN_CTX, top)
+
+    def fit_ctx(c: ModelFile, ngl: int, lo: int | None = None) -> _Option | None:
+        hi, floor = ctx_range(c)
+        ctx = _largest(
+            lo if lo is not None else floor, hi, lambda x: budget.fits(est(c, x, ngl)), 256 if hi % 256 == 0 else 1
+        )
+        if ctx is None:
+            return None
+        return _Option(c, infos[c.filename], ctx, ngl, est(c, ctx, ngl))
+
+    def first_fit(ngl: Callable[[ModelFile], int], floors: Sequence[int | None]) -> _Option | None:
+        """The best candidate at the target context; failing that, at a context down to each floor in turn."""
+        for floor in floors:
+            for c in candidates:
+                option = fit_ctx(c, ngl(c), floor if floor is not None else ctx_range(c)[0])
+                if option is not None:
+                    return option
+        return None
+
+    floors: list[int | None] = [None] if n_ctx is not None else [None, MIN_CTX]
+    chosen: _Option | None = None
+    how = ""
+    if gpus and n_gpu_layers is None:
+        chosen = first_fit(lambda c: infos[c.filename].block_count + 1, floors)
+        how = "every layer on the GPU"
+        if chosen is None:
+            chosen, how = _partial(candidates, infos, fit_ctx, budget, est, ctx_range)
+    elif gpus and n_gpu_layers is not None:
+        chosen = first_fit(lambda c: n_gpu_layers, floors)
+        how = f"{n_gpu_layers} layers offloaded, as asked"
+    if chosen is None:
+        chosen = first_fit(lambda c: 0, [*floors, FLOOR_CTX] if n_ctx is None else floors)
+        how = "runs on the CPU" if not gpus else "runs on the CPU: nothing could be offloaded"
+    if chosen is None:
+        raise _nothing_fits(candidates, budget, est, ctx_range, gpus != ())
+    return _make_plan(
+        chosen,
+        candidates,
+        budget,
+        hardware,
+        est,
+        ctx_range,
+        how,
+        threads,
+        flash_attn,
+        kv_type,
+        split,
+        n_ctx is not None,
+    )
+
+
+def _candidates(files: Sequence[ModelFile], quant: str | None) -> list[ModelFile]:
+    if quant is not None:
+        wanted = quant_named(quant)
+        chosen = [f for f in files if wanted is not None and f.quant == wanted]
+        if not chosen:
+            have = sorted({f.quant_name for f in files}, key=lambda n: quality_rank(quant_named(n)))
+            raise ValueError(f"no {quant!r} file among the candidates; choose one of: {', '.join(have)}")
+        return chosen
+    auto = [f for f in files if f.quant is None or f.quant.auto]
+    return sorted(auto or list(files), key=lambda f: (quality_rank(f.quant), f.size))
+
+
+def _info(file: ModelFile, reference: GgufInfo | None) -> GgufInfo:
+    if file.info is not None:
+        return file.info
+    if reference is None:
+        raise ValueError(f"{file.filename}: no GGUF header was read for it and no other file of the model to go by")
+    return scaled_info(reference, file.size)
+
+
+_Est = Callable[[ModelFile, int, int], MemoryEstimate]
+_FitCtx = Callable[..., "_Option | None"]
+
+
+def _partial(
+    candidates: list[ModelFile],
+    infos: dict[str, GgufInfo],
+    fit_ctx: _FitCtx,
+    budget: _Budget,
+    est: _Est,
+    ctx_range: Callable[[ModelFile], tuple[int, int]],
+) -> tuple[_Option | None, str]:
+    floor = quality_rank(quant_named(QUALITY_FLOOR))
+    good = [c for c in candidates if quality_rank(c.quant) <= floor]
+    rest = [c for c in candidates if quality_rank(c.quant) > floor]
+    for group in (good, rest):
+        best: tuple[float, int, _Option] | None = None
+        for rank, c in enumerate(group):
+            n_all = infos[c.filename].block_count + 1
+            hi, lo = ctx_range(c)
+            for ctx in sorted({hi, lo}, reverse=True):
+                gpu_ok = lambda n, c=c, ctx=ctx: all(  # noqa: E731
+                    need <= have for need, have in zip(est(c, ctx, n).gpu, budget.gpus, strict=False)
+                )
+                ngl = _largest(1, n_all, gpu_ok)
+                if ngl is None:
+                    continue
+                option = fit_ctx(c, ngl, ctx)
+                if option is not None:
+                    score = (ngl / n_all, -rank, option)
+                    if best is None or score[:2] > best[:2]:
+                        best = score
+                    break
+        if best is not None:
+            option = best[2]
+            n_all = option.info.block_count + 1
+            return option, f"{option.n_gpu_layers}/{n_all} layers on the GPU, the rest from RAM (partial offload)"
+    return None, ""
+
+
+def _nothing_fits(
+    candidates: list[ModelFile], budget: _Budget, est: _Est, ctx_range: Callable[[ModelFile], tuple[int, int]],
+    with_gpu: bool,
+) -> InsufficientMemoryError:  # fmt: skip
+    smallest = min(candidates, key=lambda c: c.size)
+    asked, _ = ctx_range(smallest)
+    ctx = asked if asked < FLOOR_CTX else FLOOR_CTX
+    need = est(smallest, ctx, 0)
+    available = budget.ram + sum(budget.gpus)
+    where = f"{_gb(budget.ram)} of RAM" + (f" and {_gb(sum(budget.gpus))} of GPU memory" if with_gpu else "")
+    message = (
+        f"no file of this model fits here: the smallest, {smallest.filename} ({smallest.quant_name}), needs "
+        f"{_gb(need.total)} at {ctx} tokens of context, but the budget is {where} (after the safety margin). "
+    )
+    fits_ctx = _largest(1, max(asked, 1), lambda x: need.cpu - est(smallest, ctx, 0).kv_cache
+                        + est(smallest, x, 0).kv_cache <= budget.ram)  # fmt: skip
+    if fits_ctx is not None and fits_ctx < ctx:
+        message += f"It would fit with a context of {fits_ctx} tokens (.ctx({fits_ctx})). "
+    message += (
+        "Choose a smaller model or quant, close other programs to free memory, or set a larger budget with "
+        ".memory_gb() / LLMCLIENT_MEMORY_GB if the detected memory is wrong."
+    )
+    return InsufficientMemoryError(message, needed=need.total, available=available)
+
+
+def _make_plan(
+    chosen: _Option,
+    candidates: list[ModelFile],
+    budget: _Budget,
+    hardware: Hardware,
+    est: _Est,
+    ctx_range: Callable[[ModelFile], tuple[int, int]],
+    how: str,
+    threads: int | None,
+    flash_attn: bool,
+    kv_type: str,
+    split: tuple[float, ...],
+    asked: bool,
+) -> Plan:
+    info, n_all = chosen.info, chosen.info.block_count + 1
+    full = chosen.n_gpu_layers >= n_all
+    gpus = hardware.gpus if split else ()
+    rejected = []
+    offloading = bool(split) and chosen.n_gpu_layers > 0
+    for c in candidates:
+        if c is chosen.file:
+            continue
+        c_info = _info(c, info)
+        e = est(c, chosen.n_ctx, c_info.block_count + 1 if offloading else 0)
+        if quality_rank(c.quant) < quality_rank(chosen.file.quant):
+            where = "GPU memory" if offloading else "RAM"
+            reason = f"better, but does not fit{' fully' if offloading else ''} in {where} at {chosen.n_ctx} tokens"
+        elif quality_rank(c.quant) == quality_rank(chosen.file.quant):
+            reason = "same quant, larger file"
+        else:
+            reason = f"lower quality than {chosen.file.quant_name}"
+        rejected.append(Rejected(c, e.n_ctx, sum(e.gpu), e.cpu, reason))
+    notes = [how]
+    hi, _ = ctx_range(chosen.file)
+    trained = info.context_length or UNKNOWN_TRAINED_CTX
+    if chosen.n_ctx < hi:
+        notes.append(f"context reduced to {chosen.n_ctx} tokens (from {hi}) to fit")
+    elif asked and chosen.n_ctx > trained:
+        notes.append(f"the asked context exceeds the trained length ({trained}); quality may suffer beyond it")
+    elif not asked and hi < trained:
+        notes.append(f"context capped at {hi} tokens (trained: {trained}); ask for more with .ctx(n)")
+    if not info.context_length:
+        notes.append(f"the file does not state its trained context; assumed {UNKNOWN_TRAINED_CTX}")
+    if gpus and chosen.n_gpu_layers:
+        used = sorted({d for d in layer_devices(info.block_count, chosen.n_gpu_layers, split) if d >= 0})
+        device = "+".join(gpus[i].name for i in used)
+        device += "" if full else f" ({chosen.n_gpu_layers}/{n_all} layers) + CPU"
+    else:
+        device = "CPU"
+    return Plan(
+        file=chosen.file,
+        n_ctx=chosen.n_ctx,
+        n_gpu_layers=chosen.n_gpu_layers,
+        device=device,
+        estimate=chosen.est,
+        budget_gpu=budget.gpus,
+        budget_ram=budget.ram,
+        threads=threads if threads is not None else threads_for(hardware, bool(gpus) and full),
+        flash_attn=flash_attn,
+        kv_type=kv_type,
+        tensor_split=split if len(split) > 1 else (),
+        rejected=tuple(rejected),
+        notes=tuple(notes),
+    )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
