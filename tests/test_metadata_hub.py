@@ -76,3 +76,37 @@ async def test_a_file_that_is_not_gguf_is_refused_without_reading_it_all(hub: Lo
     with pytest.raises(ModelFormatError, match="not a GGUF file"):
         await cache.gguf_info(REPO, "README.md", endpoint=hub.url)
     assert not list(cache.root.glob("models--*/gguf/*.json")), "nothing stored for a bad file"
+
+
+def write_split_model(folder: Path) -> list[Path]:
+    """A tiny llama-shaped model split by the gguf package into three shards (`-0000N-of-00003.gguf`)."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(folder / "tiny-F32.gguf", "llama", split_max_tensors=4)
+    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 2)):
+        writer.add_uint32(f"llama.{key}", value)
+    writer.add_uint32("llama.context_length", 2048)
+    writer.add_tensor("token_embd.weight", np.zeros((128, 64), np.float32))
+    for il in range(2):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(f"blk.{il}.{name}.weight", np.zeros((64, 64), np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(64, np.float32))
+    writer.write_header_to_file(folder / "tiny-F32.gguf")
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(folder.glob("tiny-F32-*-of-*.gguf"))
+
+
+async def test_a_split_model_is_read_from_every_shards_header(tmp_path: Path, cache: ModelCache) -> None:
+    shards = write_split_model(tmp_path / "hub" / "owner" / "split-GGUF")
+    assert [p.name for p in shards] == [f"tiny-F32-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    with LocalHub(tmp_path / "hub") as hub:
+        info = await cache.gguf_info("owner/split-GGUF", shards[1].name, endpoint=hub.url)  # any shard names the set
+        heads = [r.path.rsplit("/", 1)[-1] for r in settled(hub) if r.method == "HEAD"]
+    assert info == read_gguf_info(shards[0]) and info.shards == 3
+    assert heads == [p.name for p in shards]
+    assert info.layer_bytes == (4 * 64 * 64 * 4,) * 2 and info.input_bytes == 128 * 64 * 4
+    assert info.file_bytes == sum(p.stat().st_size for p in shards)
