@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from llmclient import presets
+from llmclient.builder import LlamaCppBuilder
 from llmclient.cache import ModelCache
+from llmclient.client import LlmClient, SyncLlmClient
 from llmclient.errors import (
+    ClientClosedError,
     DownloadError,
     GatedModelError,
     InsufficientDiskError,
@@ -13,17 +17,41 @@ from llmclient.errors import (
     ModelFormatError,
     ModelNotFoundError,
     OfflineError,
+    QuantNotAvailableError,
+    UnknownPresetError,
     VerificationError,
 )
 from llmclient.hardware import Device, Hardware, detect
 from llmclient.metadata import GgufInfo, read_gguf_info
 from llmclient.planner import plan
-from llmclient.types import CachedModel, MemoryEstimate, ModelFile, Plan, Rejected, VerifyReport
+from llmclient.types import (
+    CachedModel,
+    ChatResult,
+    Chunk,
+    MemoryEstimate,
+    ModelFile,
+    Plan,
+    Rejected,
+    Timings,
+    Usage,
+    VerifyReport,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CachedModel",
+    "ChatResult",
+    "Chunk",
+    "ClientClosedError",
+    "LlamaCppBuilder",
+    "LlmClient",
+    "QuantNotAvailableError",
+    "SyncLlmClient",
+    "Timings",
+    "UnknownPresetError",
+    "Usage",
+    "presets",
     "Device",
     "GgufInfo",
     "Hardware",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "ClientClosedError",
     "DownloadError",
     "GatedModelError",
     "InsufficientDiskError",
@@ -16,7 +17,9 @@ __all__ = [
     "LlmClientError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "UnknownPresetError",
     "OfflineError",
+    "QuantNotAvailableError",
     "VerificationError",
 ]
 
@@ -97,3 +100,25 @@ class InsufficientMemoryError(LlmClientError, MemoryError):
         """Bytes the smallest candidate needs at the smallest context."""
         self.available = available
         """Bytes the plan could use (GPU and RAM budgets together)."""
+
+
+# --- Choosing a model -----------------------------------------------------------------------------
+
+
+class UnknownPresetError(LlmClientError, LookupError):
+    """No preset has that name; the message lists the closest ones."""
+
+
+class QuantNotAvailableError(LlmClientError, LookupError):
+    """The repo has no file of the asked quantization; the message lists those it has."""
+
+    def __init__(self, message: str, *, available: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.available = tuple(available)
+
+
+# --- Running a model ------------------------------------------------------------------------------
+
+
+class ClientClosedError(LlmClientError, RuntimeError):
+    """The client was closed: the request was not run (or not finished)."""

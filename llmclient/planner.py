@@ -122,6 +122,7 @@ def plan(
     flash_attn: bool = True,
     kv_type: str = "f16",
     reference: GgufInfo | None = None,
+    notes: Sequence[str] = (),
 ) -> Plan:
     """Choose the file, context, GPU layers and threads for this machine; explain every candidate's fate.
 
@@ -204,7 +205,7 @@ def plan(
         how = "runs on the CPU" if not gpus else "runs on the CPU: nothing could be offloaded"
     if chosen is None:
         raise _nothing_fits(candidates, budget, est, ctx_range, gpus != ())
-    return _make_plan(
+    made = _make_plan(
         chosen,
         candidates,
         budget,
@@ -218,6 +219,7 @@ def plan(
         split,
         n_ctx is not None,
     )
+    return replace(made, notes=(*made.notes, *notes)) if notes else made
 
 
 def _candidates(files: Sequence[ModelFile], quant: str | None) -> list[ModelFile]:
@@ -358,6 +360,7 @@ def _make_plan(
         file=chosen.file,
         n_ctx=chosen.n_ctx,
         n_gpu_layers=chosen.n_gpu_layers,
+        layers=n_all,
         device=device,
         estimate=chosen.est,
         budget_gpu=budget.gpus,

@@ -106,6 +106,8 @@ class Plan:
     """Context length in tokens (what llama.cpp will allocate)."""
     n_gpu_layers: int
     """Layers offloaded, counted as llama.cpp does: block_count + 1 offloads everything."""
+    layers: int
+    """The model's block_count + 1: `n_gpu_layers` equal to it means fully offloaded."""
     device: str
     """Where it runs: `CPU`, `CUDA0`, `CUDA0+CUDA1`, or e.g. `CUDA0 (28/33 layers) + CPU`."""
     estimate: MemoryEstimate
@@ -128,7 +130,7 @@ class Plan:
 
     @property
     def fully_offloaded(self) -> bool:
-        return self.file.info is not None and self.n_gpu_layers >= self.file.info.block_count + 1
+        return self.n_gpu_layers >= self.layers
 
     def __str__(self) -> str:
         est = self.estimate
@@ -149,3 +151,52 @@ class Plan:
         for file, ctx, gpu, ram, verdict in rows:
             lines.append(f"{file.quant_name:<9} {_gb(file.size):>10} {ctx:>8} {_gb(gpu):>10} {_gb(ram):>10}  {verdict}")
         return "\n".join(lines)
+
+
+# --- Chat -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a request used, in OpenAI's names."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where a request's time went, in seconds."""
+
+    queued: float
+    """Waiting for the model to be free."""
+    first_token: float
+    """From the start of the request's turn to its first piece of text (prompt processing)."""
+    total: float
+    """From the call to the last piece."""
+    tokens_per_second: float
+    """Completion tokens per second after the first."""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """A finished answer."""
+
+    text: str
+    finish_reason: str
+    """`stop` (the model ended or a stop sequence matched), `length` (max_tokens reached) or `cancelled`."""
+    usage: Usage
+    timings: Timings
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a streamed answer; the last one has `finish_reason` (and `usage`) set."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None

@@ -57,8 +57,9 @@ def _git_blob_sha1(data_len: int, chunks: list[bytes]) -> str:
 class RepoIndex:
     """Reads `<root>/<owner>/<name>/<file>` and answers in the hub's terms; checksums are cached per file state."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, hash_listings: bool = True) -> None:
         self.root = root
+        self.hash_listings = hash_listings
         self._lock = threading.Lock()
         self._files: dict[tuple[str, int, int], RepoFile] = {}
 
@@ -66,8 +67,10 @@ class RepoIndex:
         owner, _, name = repo_id.partition("/")
         return bool(owner and name) and "." not in (owner[:1], name[:1]) and (self.root / owner / name).is_dir()
 
-    def files(self, repo_id: str) -> list[RepoFile]:
-        """Every file of the repo, sorted by path; hidden files and folders are left out."""
+    def files(self, repo_id: str, *, listing: bool = False) -> list[RepoFile]:
+        """Every file of the repo, sorted by path; hidden files and folders are left out.
+
+        For a `listing` with `hash_listings` off, files not hashed yet come without checksums."""
         base = self.root / repo_id
         found = []
         for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
@@ -75,7 +78,9 @@ class RepoIndex:
             for name in filenames:
                 if not name.startswith("."):
                     local = Path(dirpath) / name
-                    found.append(self.describe(local.relative_to(base).as_posix(), local))
+                    path = local.relative_to(base).as_posix()
+                    lazy = listing and not self.hash_listings
+                    found.append(self.peek(path, local) if lazy else self.describe(path, local))
         return sorted(found, key=lambda f: f.path)
 
     def file(self, repo_id: str, path: str) -> RepoFile | None:
@@ -87,6 +92,13 @@ class RepoIndex:
             return None
         local = self.root / repo_id / path
         return self.describe(path, local) if local.is_file() else None
+
+    def peek(self, path: str, local: Path) -> RepoFile:
+        """The file as far as known without hashing it: its description if hashed already, else size only."""
+        st = local.stat()
+        with self._lock:
+            cached = self._files.get((str(local), st.st_size, st.st_mtime_ns))
+        return cached or RepoFile(path, local, st.st_size, "", None)
 
     def describe(self, path: str, local: Path) -> RepoFile:
         st = local.stat()
@@ -125,12 +137,12 @@ class RepoIndex:
 
     def model_info(self, repo_id: str, commit: str, *, blobs: bool, gated: bool) -> dict[str, Any]:
         """The JSON of `/api/models/{repo_id}`."""
-        files = self.files(repo_id)
+        files = self.files(repo_id, listing=True)
         siblings: list[dict[str, Any]] = []
         for f in files:
             sibling: dict[str, Any] = {"rfilename": f.path}
             if blobs:
-                sibling.update(size=f.size, blobId=f.git_oid)
+                sibling.update(size=f.size, **({"blobId": f.git_oid} if f.git_oid else {}))
                 if f.sha256 is not None:
                     sibling["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": len(_lfs_pointer(f))}
             siblings.append(sibling)

@@ -42,13 +42,18 @@ class LocalHub:
         port: int = 0,
         gated: Iterable[str] = (),
         token: str | None = None,
+        checksums_in_listings: bool = True,
     ) -> None:
         """Serve `root` on `host:port` (port 0 picks a free one). Repos in `gated` need `Authorization: Bearer
-        <token>`; without it they answer 401 `GatedRepo`, as the hub does before a license is accepted."""
+        <token>`; without it they answer 401 `GatedRepo`, as the hub does before a license is accepted.
+
+        `checksums_in_listings=False` leaves a file's sha256 out of repo listings until something asks for the file
+        itself: for test repos of huge sparse files, whose hashing would take minutes (the real hub always lists
+        them)."""
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"LocalHub root {self.root} is not a folder; create <root>/<owner>/<repo>/<file>")
-        self.index = RepoIndex(self.root)
+        self.index = RepoIndex(self.root, hash_listings=checksums_in_listings)
         self.gated = set(gated)
         self.token = token
         self._host, self._port = host, port

@@ -1,0 +1,126 @@
+"""The worker thread that owns a model: loads it, then runs requests one at a time, first come first served.
+
+Nothing but this thread touches the backend (a `llama_cpp.Llama` is not thread-safe). Results travel back to
+the caller's event loop without blocking the worker: `call_soon_threadsafe` on asyncio, anyio's portal
+otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+from llmclient.backends import Backend, GenerateRequest, Piece
+from llmclient.errors import ClientClosedError
+
+__all__ = ["Job", "Worker", "loop_sender"]
+
+logger = logging.getLogger("llmclient")
+
+
+def loop_sender(deliver: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A thread-safe function that hands an item to `deliver` on the current event loop, without waiting."""
+    token = anyio.lowlevel.current_token()
+    native = getattr(token, "native_token", None)
+    call_soon = getattr(native, "call_soon_threadsafe", None)  # an asyncio loop
+    if call_soon is not None:
+
+        def send(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+                call_soon(deliver, item)
+
+        return send
+
+    def send_via_portal(item: Any) -> None:
+        with contextlib.suppress(RuntimeError):
+            anyio.from_thread.run_sync(deliver, item, token=token)
+
+    return send_via_portal
+
+
+@dataclass
+class Job:
+    """A request waiting for, or running on, the worker."""
+
+    request: GenerateRequest
+    emit: Callable[[Piece | BaseException], None]
+    cancel: threading.Event
+
+
+class Worker:
+    """One dedicated thread: `load()` then jobs from a FIFO queue until `stop()`."""
+
+    def __init__(self, load: Callable[[], Backend], name: str = "llmclient-model") -> None:
+        self._load = load
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._loaded = threading.Event()
+        self._load_error: BaseException | None = None
+        self.backend: Backend | None = None
+        self.closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def wait_loaded(self) -> Backend:
+        """The backend once loaded; re-raises the load's error."""
+        await anyio.to_thread.run_sync(self._loaded.wait)
+        if self._load_error is not None:
+            raise self._load_error
+        assert self.backend is not None
+        return self.backend
+
+    def submit(self, job: Job) -> None:
+        if self.closed:
+            raise ClientClosedError("the client is closed; create a new one with init()")
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Ask the thread to finish: queued jobs fail with `ClientClosedError`, the model is freed."""
+        self.closed = True
+        self._jobs.put(None)
+
+    async def join(self) -> None:
+        await anyio.to_thread.run_sync(self._thread.join)
+
+    def _run(self) -> None:
+        try:
+            self.backend = self._load()
+        except BaseException as error:  # reported to whoever awaits the load
+            self._load_error = error
+            self.closed = True
+        finally:
+            self._loaded.set()
+        while True:
+            job = self._jobs.get()
+            if job is None or self.backend is None:
+                break
+            if job.cancel.is_set():
+                continue
+            try:
+                self.backend.generate(job.request, job.emit, job.cancel.is_set)
+            except BaseException as error:  # delivered to the request's caller
+                logger.debug("generation failed: %r", error)
+                job.emit(error)
+        self._drain()
+        if self.backend is not None:
+            try:
+                self.backend.close()
+            except Exception as error:
+                logger.warning("closing the model failed: %s", error)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.emit(ClientClosedError("the client was closed before this request ran"))

@@ -1,0 +1,253 @@
+"""`LlamaCppBuilder`: name a model, adjust settings, then `plan()`, `init()` or `init_sync()`.
+
+Every method returns a new builder, so a half-configured one can be reused safely:
+
+    base = LlmClient.llama_cpp().temperature(0.2)
+    small = await base.smollm2_135m_instruct().init()
+    big = await base.mistral7b_instruct_v0_3().ctx(16384).init()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+
+from llmclient._candidates import Candidates, Source, resolve_candidates
+from llmclient._progress import Progress
+from llmclient._worker import Worker
+from llmclient.backends.llama_cpp import LlamaCppBackend, LlamaCppSettings
+from llmclient.cache import ModelCache
+from llmclient.client import LlmClient, SyncLlmClient
+from llmclient.hardware import detect
+from llmclient.planner import plan as make_plan
+from llmclient.presets import get as get_preset
+from llmclient.presets._methods import PresetMethods
+from llmclient.types import Plan
+
+__all__ = ["LlamaCppBuilder"]
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class LlamaCppBuilder(PresetMethods):
+    """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
+
+    _source: Source | None = None
+    _quant: str | None = None
+    _ctx: int | None = None
+    _memory_gb: float | None = None
+    _gpu_layers: int | None = None
+    _cpu_only: bool = False
+    _threads: int | None = None
+    _cache_dir: Path | None = None
+    _endpoint: str | None = None
+    _token: str | bool | None = None
+    _offline: bool | None = None
+    _progress: Progress = True
+    _system_prompt: str | None = None
+    _chat_format: str | None = None
+    _sampling: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    # --- what to run ------------------------------------------------------------------------------
+
+    def preset(self, name: str) -> LlamaCppBuilder:
+        """A catalogued model by name or alias (`llmclient.presets.list()`); unknown names list close ones."""
+        return replace(self, _source=Source("preset", get_preset(name).name))
+
+    def hf(
+        self, repo: str, file: str | None = None, quant: str | None = None, revision: str = "main"
+    ) -> LlamaCppBuilder:
+        """Any GGUF repo on the hub; without `file` the planner chooses among its .gguf files."""
+        built = replace(self, _source=Source("hf", repo, file=file, revision=revision))
+        return built.quant(quant) if quant is not None else built
+
+    def local(self, path: str | os.PathLike[str]) -> LlamaCppBuilder:
+        """A GGUF file on disk (the first shard of a split model)."""
+        return replace(self, _source=Source("local", os.fspath(path)))
+
+    # --- how to size it ---------------------------------------------------------------------------
+
+    def quant(self, quant: str) -> LlamaCppBuilder:
+        """Use this quantization (e.g. `Q4_K_M`) instead of the planner's choice."""
+        from llmclient.quants import QUANTS, quant_named
+
+        if quant_named(quant) is None:
+            raise ValueError(f"unknown quant {quant!r}; known: {', '.join(q.name for q in QUANTS)}")
+        return replace(self, _quant=quant.upper())
+
+    def ctx(self, n_ctx: int) -> LlamaCppBuilder:
+        """Context length in tokens (default: the largest up to min(trained, 8192) that fits)."""
+        return replace(self, _ctx=_positive_int("ctx", n_ctx))
+
+    def memory_gb(self, gigabytes: float) -> LlamaCppBuilder:
+        """A memory budget replacing detection: GPU memory if there are GPUs, else RAM."""
+        return replace(self, _memory_gb=_number("memory_gb", gigabytes, 0.001, 1e6))
+
+    def gpu_layers(self, n: int) -> LlamaCppBuilder:
+        """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"gpu_layers must be a whole number >= 0, got {n!r}")
+        return replace(self, _gpu_layers=n)
+
+    def cpu_only(self, on: bool = True) -> LlamaCppBuilder:
+        """Ignore GPUs."""
+        return replace(self, _cpu_only=on)
+
+    def threads(self, n: int) -> LlamaCppBuilder:
+        """CPU threads (default: every physical core; at most 4 when fully on the GPU)."""
+        return replace(self, _threads=_positive_int("threads", n))
+
+    # --- where it comes from ----------------------------------------------------------------------
+
+    def cache_dir(self, path: str | os.PathLike[str]) -> LlamaCppBuilder:
+        """The model cache (default `$LLMCLIENT_CACHE_DIR`, else the user cache directory)."""
+        return replace(self, _cache_dir=Path(path).expanduser())
+
+    def endpoint(self, url: str) -> LlamaCppBuilder:
+        """The hub to use (a mirror or a LocalHub) instead of `HF_ENDPOINT` / huggingface.co."""
+        return replace(self, _endpoint=url.rstrip("/"))
+
+    def token(self, token: str) -> LlamaCppBuilder:
+        """A Hugging Face token for gated or private repos (default: `HF_TOKEN` or the saved login)."""
+        return replace(self, _token=token)
+
+    def offline(self, on: bool = True) -> LlamaCppBuilder:
+        """Make no request: plan and load from the cache only."""
+        return replace(self, _offline=on)
+
+    def progress(self, progress: Progress) -> LlamaCppBuilder:
+        """Download progress: True (a tqdm bar), False, or a callback `(done_bytes, total_bytes)`."""
+        return replace(self, _progress=progress)
+
+    # --- how it answers ---------------------------------------------------------------------------
+
+    def system_prompt(self, text: str) -> LlamaCppBuilder:
+        """A system message put first in every chat that has none."""
+        return replace(self, _system_prompt=text)
+
+    def chat_format(self, name: str) -> LlamaCppBuilder:
+        """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
+        return replace(self, _chat_format=name)
+
+    def _with(self, name: str, value: Any) -> LlamaCppBuilder:
+        return replace(self, _sampling=(*((k, v) for k, v in self._sampling if k != name), (name, value)))
+
+    def temperature(self, value: float) -> LlamaCppBuilder:
+        """Default sampling temperature (0 = greedy)."""
+        return self._with("temperature", _number("temperature", value, 0.0, 5.0))
+
+    def top_p(self, value: float) -> LlamaCppBuilder:
+        """Default nucleus sampling threshold."""
+        return self._with("top_p", _number("top_p", value, 0.0, 1.0))
+
+    def top_k(self, value: int) -> LlamaCppBuilder:
+        """Default top-k (0 disables it)."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"top_k must be a whole number >= 0, got {value!r}")
+        return self._with("top_k", value)
+
+    def min_p(self, value: float) -> LlamaCppBuilder:
+        """Default min-p threshold."""
+        return self._with("min_p", _number("min_p", value, 0.0, 1.0))
+
+    def repeat_penalty(self, value: float) -> LlamaCppBuilder:
+        """Default repetition penalty (1 = none)."""
+        return self._with("repeat_penalty", _number("repeat_penalty", value, 0.0, 10.0))
+
+    def max_tokens(self, n: int) -> LlamaCppBuilder:
+        """Default answer length limit in tokens."""
+        return self._with("max_tokens", _positive_int("max_tokens", n))
+
+    def seed(self, seed: int) -> LlamaCppBuilder:
+        """Default sampling seed."""
+        return self._with("seed", int(seed))
+
+    # --- plan and load ----------------------------------------------------------------------------
+
+    def _cache(self) -> ModelCache:
+        return ModelCache(self._cache_dir)
+
+    async def plan(self) -> Plan:
+        """The plan for this machine: file, quant, context, GPU layers, threads. Downloads nothing."""
+        chosen, _ = await self._plan()
+        return chosen
+
+    async def _plan(self) -> tuple[Plan, Candidates]:
+        if self._source is None:
+            raise ValueError("no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()")
+        candidates = await resolve_candidates(
+            self._source, self._cache(), endpoint=self._endpoint, token=self._token, offline=self._offline
+        )
+        hardware = await anyio.to_thread.run_sync(lambda: detect(memory_gb=self._memory_gb))
+        chosen = make_plan(
+            candidates.files,
+            hardware,
+            n_ctx=self._ctx,
+            quant=candidates.check_quant(self._quant),
+            n_gpu_layers=self._gpu_layers,
+            cpu_only=self._cpu_only,
+            threads=self._threads,
+            reference=candidates.reference,
+            notes=candidates.notes,
+        )
+        return chosen, candidates
+
+    async def init(self) -> LlmClient:
+        """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
+        chosen, candidates = await self._plan()
+        source = self._source
+        assert source is not None
+        if source.kind == "local":
+            path = Path(source.name)
+        else:
+            cache = self._cache()
+            names = chosen.file.shards or (chosen.file.filename,)
+            paths = [
+                (
+                    await cache.fetch(
+                        source.repo_id, name, source.revision,
+                        endpoint=self._endpoint, token=self._token, progress=self._progress, offline=self._offline,
+                    )
+                ).path
+                for name in names
+            ]  # fmt: skip
+            path = paths[0]
+        chat_format = self._chat_format or candidates.chat_format
+        settings = LlamaCppSettings(
+            n_ctx=chosen.n_ctx,
+            n_gpu_layers=chosen.n_gpu_layers,
+            threads=chosen.threads,
+            flash_attn=chosen.flash_attn,
+            chat_format=chat_format,
+            tensor_split=chosen.tensor_split,
+        )
+        worker = Worker(lambda: LlamaCppBackend(path, settings), name=f"llmclient-{path.name}")
+        await worker.wait_loaded()
+        return LlmClient(worker, plan=chosen, defaults=dict(self._sampling), system_prompt=self._system_prompt)
+
+    def init_sync(self) -> SyncLlmClient:
+        """`init()` for scripts: a blocking client running on a private event loop thread."""
+        portal_cm = anyio.from_thread.start_blocking_portal()
+        portal = portal_cm.__enter__()
+        try:
+            client = portal.call(self.init)
+        except BaseException:
+            portal_cm.__exit__(None, None, None)
+            raise
+        return SyncLlmClient(portal, portal_cm, client)

@@ -1,0 +1,217 @@
+"""`LlmClient`: the async facade over a loaded model, and `SyncLlmClient`, its twin for scripts.
+
+Every call hands the work to the model's worker thread and awaits the answer, so the event loop never blocks.
+Requests run one at a time in arrival order. Leaving a `stream` early, or cancelling the task awaiting `chat`,
+stops the generation at the next token.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+
+from llmclient._worker import Job, Worker, loop_sender
+from llmclient.backends import GenerateRequest, Piece
+from llmclient.errors import ClientClosedError
+from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
+
+if TYPE_CHECKING:
+    from llmclient.builder import LlamaCppBuilder
+
+__all__ = ["LlmClient", "Messages", "SyncLlmClient"]
+
+Messages = str | Sequence[Mapping[str, str]]
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_SAMPLING = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "stop", "seed")
+
+
+def _messages(messages: Messages, system_prompt: str | None) -> list[dict[str, str]]:
+    if isinstance(messages, str):
+        items: list[dict[str, str]] = [{"role": "user", "content": messages}]
+    else:
+        items = []
+        for i, message in enumerate(messages):
+            role, content = message.get("role"), message.get("content")
+            if role not in _ROLES:
+                raise ValueError(f"message {i} has role {role!r}; use one of {', '.join(sorted(_ROLES))}")
+            if not isinstance(content, str):
+                raise TypeError(f"message {i} has content of type {type(content).__name__}; it must be a str")
+            items.append({"role": role, "content": content})
+    if not items:
+        raise ValueError("no messages: give a prompt string or a list of {'role', 'content'} messages")
+    if system_prompt is not None and items[0]["role"] != "system":
+        items.insert(0, {"role": "system", "content": system_prompt})
+    return items
+
+
+class LlmClient:
+    """A local model, ready to answer. Create it with `LlmClient.llama_cpp()...init()` or `from_path`."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        *,
+        plan: Plan | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        system_prompt: str | None = None,
+    ) -> None:
+        """Used by the builder; call `init()` on a builder instead."""
+        self._worker = worker
+        self.plan = plan
+        """How the model was sized to this machine (None for `from_path` without planning)."""
+        self.defaults = dict(defaults or {})
+        self.system_prompt = system_prompt
+
+    @staticmethod
+    def llama_cpp() -> LlamaCppBuilder:
+        """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
+        from llmclient.builder import LlamaCppBuilder
+
+        return LlamaCppBuilder()
+
+    @classmethod
+    async def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> LlmClient:
+        """A client for a local GGUF file, sized to this machine: the builder's `.local(path)` then `init()`."""
+        from llmclient.builder import LlamaCppBuilder
+
+        builder = LlamaCppBuilder().local(path)
+        for name, value in settings.items():
+            method = getattr(builder, name, None)
+            if method is None or name.startswith("_") or name in ("init", "init_sync", "plan"):
+                raise TypeError(f"from_path() got an unknown setting {name!r}; use a builder method's name, e.g. ctx")
+            builder = method(value)
+        client: LlmClient = await builder.init()
+        return client
+
+    # --- requests ---------------------------------------------------------------------------------
+
+    def _request(self, messages: Messages | None, prompt: str | None, options: dict[str, Any]) -> GenerateRequest:
+        sampling = {k: v for k, v in {**self.defaults, **options}.items() if v is not None}
+        unknown = set(sampling) - set(_SAMPLING)
+        if unknown:
+            raise TypeError(f"unknown sampling option(s) {sorted(unknown)}; known: {', '.join(_SAMPLING)}")
+        if "max_tokens" in sampling and (not isinstance(sampling["max_tokens"], int) or sampling["max_tokens"] <= 0):
+            raise ValueError(f"max_tokens must be a positive int, got {sampling['max_tokens']!r}")
+        chat = _messages(messages, self.system_prompt) if messages is not None else None
+        return GenerateRequest(chat, prompt, sampling)
+
+    async def _pieces(self, request: GenerateRequest) -> AsyncIterator[tuple[Piece, float]]:
+        if self._worker.closed:
+            raise ClientClosedError("the client is closed; create a new one with init()")
+        send, receive = anyio.create_memory_object_stream[Piece | BaseException](math.inf)
+        cancel = threading.Event()
+        self._worker.submit(Job(request, loop_sender(send.send_nowait), cancel))
+        try:
+            async with receive:
+                async for item in receive:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item, time.perf_counter()
+                    if item.finish_reason is not None:
+                        return
+        finally:
+            cancel.set()  # left early, cancelled or failed: stop generating at the next token
+
+    async def _run(self, request: GenerateRequest) -> ChatResult:
+        started = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        async for piece, at in self._pieces(request):
+            if piece.text:
+                first = first if first is not None else at
+                parts.append(piece.text)
+            if piece.finish_reason is not None:
+                end = at
+                usage = Usage(piece.prompt_tokens, piece.completion_tokens)
+                decode = end - (first or end)
+                rate = (usage.completion_tokens - 1) / decode if decode > 0 and usage.completion_tokens > 1 else 0.0
+                timings = Timings(0.0, (first or end) - started, end - started, rate)
+                return ChatResult("".join(parts), piece.finish_reason, usage, timings)
+        raise ClientClosedError("the model stopped without finishing the request")
+
+    async def chat(self, messages: Messages, **options: Any) -> ChatResult:
+        """Answer `messages` (a string, or OpenAI-shaped `{"role", "content"}` dicts) with the model's chat template.
+
+        Options: max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, stop, seed; unset ones take the
+        builder's defaults.
+        """
+        return await self._run(self._request(messages, None, options))
+
+    async def complete(self, prompt: str, **options: Any) -> ChatResult:
+        """Continue raw `prompt` text (no chat template); the same options as `chat`."""
+        return await self._run(self._request(None, prompt, options))
+
+    async def stream(self, messages: Messages, **options: Any) -> AsyncGenerator[Chunk, None]:
+        """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels."""
+        request = self._request(messages, None, options)
+        async for piece, _ in self._pieces(request):
+            if piece.finish_reason is not None:
+                yield Chunk(piece.text, piece.finish_reason, Usage(piece.prompt_tokens, piece.completion_tokens))
+            elif piece.text:
+                yield Chunk(piece.text)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop the worker and free the model; requests still queued get `ClientClosedError`."""
+        if not self._worker.closed:
+            self._worker.stop()
+        await self._worker.join()
+
+    async def __aenter__(self) -> LlmClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
+    """The blocking twin of `LlmClient` for scripts: the same calls, run on a private event loop thread."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, portal_cm: Any, client: LlmClient) -> None:
+        """Made by `builder.init_sync()`."""
+        self._portal, self._portal_cm, self.client = portal, portal_cm, client
+        self.plan = client.plan
+
+    def chat(self, messages: Messages, **options: Any) -> ChatResult:
+        """`LlmClient.chat`, blocking."""
+        return self._portal.call(lambda: self.client.chat(messages, **options))
+
+    def complete(self, prompt: str, **options: Any) -> ChatResult:
+        """`LlmClient.complete`, blocking."""
+        return self._portal.call(lambda: self.client.complete(prompt, **options))
+
+    def stream(self, messages: Messages, **options: Any) -> Iterator[Chunk]:
+        """`LlmClient.stream` as a plain iterator."""
+        agen = self.client.stream(messages, **options)
+        try:
+            while True:
+                try:
+                    yield self._portal.call(agen.__anext__)
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.call(agen.aclose)
+
+    def close(self) -> None:
+        """Free the model and stop the private event loop."""
+        try:
+            self._portal.call(self.client.close)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
