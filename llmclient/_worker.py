@@ -11,6 +11,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,10 @@ class Job:
     request: GenerateRequest
     emit: Callable[[Piece | BaseException], None]
     cancel: threading.Event
+    submitted: float = 0.0
+    """`time.perf_counter()` when it was queued."""
+    started: float | None = None
+    """When the worker began it (None while it waits)."""
 
 
 class Worker:
@@ -80,6 +85,7 @@ class Worker:
     def submit(self, job: Job) -> None:
         if self.closed:
             raise ClientClosedError("the client is closed; create a new one with init()")
+        job.submitted = time.perf_counter()
         self._jobs.put(job)
 
     def stop(self) -> None:
@@ -104,6 +110,7 @@ class Worker:
                 break
             if job.cancel.is_set():
                 continue
+            job.started = time.perf_counter()
             try:
                 self.backend.generate(job.request, job.emit, job.cancel.is_set)
             except BaseException as error:  # delivered to the request's caller

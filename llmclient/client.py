@@ -7,6 +7,7 @@ stops the generation at the next token.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -104,12 +105,23 @@ class LlmClient:
         chat = _messages(messages, self.system_prompt) if messages is not None else None
         return GenerateRequest(chat, prompt, sampling)
 
-    async def _pieces(self, request: GenerateRequest) -> AsyncIterator[tuple[Piece, float]]:
+    async def _pieces(
+        self, request: GenerateRequest, job_out: list[Job] | None = None
+    ) -> AsyncIterator[tuple[Piece, float]]:
         if self._worker.closed:
             raise ClientClosedError("the client is closed; create a new one with init()")
         send, receive = anyio.create_memory_object_stream[Piece | BaseException](math.inf)
         cancel = threading.Event()
-        self._worker.submit(Job(request, loop_sender(send.send_nowait), cancel))
+
+        def offer(item: Piece | BaseException) -> None:
+            # the caller may have stopped listening; the cancel flag then stops the worker at the next token
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(item)
+
+        job = Job(request, loop_sender(offer), cancel)
+        if job_out is not None:
+            job_out.append(job)
+        self._worker.submit(job)
         try:
             async with receive:
                 async for item in receive:
@@ -122,10 +134,10 @@ class LlmClient:
             cancel.set()  # left early, cancelled or failed: stop generating at the next token
 
     async def _run(self, request: GenerateRequest) -> ChatResult:
-        started = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
-        async for piece, at in self._pieces(request):
+        jobs: list[Job] = []
+        async for piece, at in self._pieces(request, jobs):
             if piece.text:
                 first = first if first is not None else at
                 parts.append(piece.text)
@@ -134,7 +146,9 @@ class LlmClient:
                 usage = Usage(piece.prompt_tokens, piece.completion_tokens)
                 decode = end - (first or end)
                 rate = (usage.completion_tokens - 1) / decode if decode > 0 and usage.completion_tokens > 1 else 0.0
-                timings = Timings(0.0, (first or end) - started, end - started, rate)
+                job = jobs[0]
+                began = job.started if job.started is not None else job.submitted
+                timings = Timings(began - job.submitted, (first or end) - began, end - job.submitted, rate)
                 return ChatResult("".join(parts), piece.finish_reason, usage, timings)
         raise ClientClosedError("the model stopped without finishing the request")
 

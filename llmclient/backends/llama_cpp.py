@@ -74,14 +74,17 @@ class LlamaCppBackend:
         import llama_cpp
 
         seen = {"prompt": 0, "steps": 0}
+        eos = int(self._llm.token_eos())
 
         def watch(input_ids: Any, scores: Any) -> Any:
-            # Called before each token is sampled: the earliest point to stop, and an exact prompt count.
+            # Called before each token is sampled: an exact prompt count, and the earliest point to stop. It runs
+            # inside a C callback, where an exception would be swallowed: a cancelled request samples end-of-text.
             if seen["steps"] == 0:
                 seen["prompt"] = len(input_ids)
             seen["steps"] += 1
             if cancelled():
-                raise _Cancelled
+                scores[:] = -float("inf")
+                scores[eos] = 0.0
             return scores
 
         sampling = dict(request.sampling)
@@ -89,12 +92,15 @@ class LlamaCppBackend:
         self._llm.reset()
         text_parts: list[str] = []
         finish: str | None = None
+        stream: Iterator[Any] | None = None
         try:
             if request.messages is not None:
-                stream: Iterator[Any] = self._llm.create_chat_completion(
+                stream = self._llm.create_chat_completion(
                     request.messages, stream=True, logits_processor=processors, **sampling
                 )
                 for chunk in stream:
+                    if cancelled():
+                        raise _Cancelled
                     choice = chunk["choices"][0]
                     piece = choice["delta"].get("content") or ""
                     finish = choice.get("finish_reason") or finish
@@ -106,12 +112,20 @@ class LlamaCppBackend:
                     request.prompt or "", stream=True, logits_processor=processors, **sampling
                 )
                 for chunk in stream:
+                    if cancelled():
+                        raise _Cancelled
                     choice = chunk["choices"][0]
                     finish = choice.get("finish_reason") or finish
                     if choice["text"]:
                         text_parts.append(choice["text"])
                         emit(Piece(choice["text"]))
         except _Cancelled:
+            finish = "cancelled"
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # ends llama-cpp-python's generator, which frees its state
+        if cancelled():
             finish = "cancelled"
         text = "".join(text_parts)
         emit(Piece("", finish or "stop", seen["prompt"], self.count_tokens(text) if text else 0))
