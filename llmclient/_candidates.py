@@ -23,7 +23,13 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, Revi
 from llmclient._layout import RepoFolders, atomic_write
 from llmclient.cache import ModelCache
 from llmclient.constants import hub_offline
-from llmclient.errors import ModelNotFoundError, OfflineError, QuantNotAvailableError
+from llmclient.errors import (
+    DownloadError,
+    GatedModelError,
+    ModelNotFoundError,
+    OfflineError,
+    QuantNotAvailableError,
+)
 from llmclient.metadata import SHARD_RE, GgufInfo, read_gguf_info
 from llmclient.presets import get as get_preset
 from llmclient.quants import quality_rank, quant_from_file_type, quant_from_filename, quant_named
@@ -95,6 +101,12 @@ def _listing_online(repo_id: str, revision: str, endpoint: str | None, token: st
     hub = endpoint or "the hub"
     try:
         info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True)
+    except GatedRepoError as error:  # a subclass of RepositoryNotFoundError: first
+        raise GatedModelError(
+            f"{repo_id} is gated: accept its license on the hub while logged in, then give a token that can read "
+            "it (.token(), HF_TOKEN or `hf auth login`).",
+            repo_id=repo_id,
+        ) from error
     except RepositoryNotFoundError as error:
         raise ModelNotFoundError(
             f"repo {repo_id} was not found on {hub}. Check the spelling (owner/name); if it is private, give a "
@@ -103,23 +115,29 @@ def _listing_online(repo_id: str, revision: str, endpoint: str | None, token: st
         ) from error
     except RevisionNotFoundError as error:
         raise ModelNotFoundError(f"revision {revision!r} does not exist in {repo_id}", repo_id=repo_id) from error
-    except GatedRepoError:
-        raise
     return {s.rfilename: int(s.size or 0) for s in info.siblings or [] if s.rfilename.endswith(".gguf")}
 
 
 async def _listing(
-    cache: ModelCache, repo_id: str, revision: str, endpoint: str | None, token: str | bool | None, offline: bool
+    cache: ModelCache,
+    repo_id: str,
+    revision: str,
+    endpoint: str | None,
+    token: str | bool | None,
+    offline: bool,
+    allow_missing: bool,
 ) -> dict[str, int] | None:
     """The repo's .gguf files and sizes: asked once, then stored; None when offline and never asked."""
     path = _listing_path(cache, repo_id, revision)
+    failure: Exception | None = None
     if not offline:
         try:
             files = await anyio.to_thread.run_sync(lambda: _listing_online(repo_id, revision, endpoint, token))
-        except ModelNotFoundError:
+        except (ModelNotFoundError, GatedModelError):
             raise
         except Exception as error:  # unreachable hub: a stored listing may still serve
             logger.warning("could not list %s (%s); using the stored listing if any", repo_id, error)
+            failure = error
         else:
             await anyio.to_thread.run_sync(lambda: atomic_write(path, json.dumps(files, indent=1)))
             return files
@@ -127,6 +145,11 @@ async def _listing(
         stored: dict[str, int] = json.loads(await anyio.Path(path).read_text())
         return stored
     except (OSError, ValueError):
+        if failure is not None and not allow_missing:
+            raise DownloadError(
+                f"could not list the files of {repo_id} at {endpoint or 'the hub'} ({type(failure).__name__}: "
+                f"{failure}), and no listing is stored from an earlier run; check the network and the endpoint"
+            ) from failure
         return None
 
 
@@ -161,7 +184,8 @@ async def resolve_candidates(
 
     offline = hub_offline() if offline is None else offline
     repo_id, revision = source.repo_id, source.revision
-    listing = await _listing(cache, repo_id, revision, endpoint, token, offline)
+    # a preset can be planned from the catalogue without a listing; any other repo cannot
+    listing = await _listing(cache, repo_id, revision, endpoint, token, offline, source.kind == "preset")
     notes: list[str] = []
     preset = get_preset(source.name) if source.kind == "preset" else None
     if preset is not None:

@@ -23,10 +23,22 @@ MAX_HEADER = 256 << 20
 
 
 def _get_range(remote: RemoteFile, start: int, end: int, timeout: float) -> bytes:
+    """Bytes [start, end) of the file; never more than that is read, even from a server that ignores Range."""
     headers = {**remote.headers, "Range": f"bytes={start}-{end - 1}"}
     try:
-        response = get_session().get(remote.url, headers=headers, follow_redirects=True, timeout=timeout)
-        hf_raise_for_status(response)
+        with get_session().stream(
+            "GET", remote.url, headers=headers, follow_redirects=True, timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+            hf_raise_for_status(response)
+            skip = start if response.status_code == 200 else 0  # Range ignored: the body starts at byte 0
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) >= skip + (end - start):
+                    break
+        return bytes(body[skip : skip + (end - start)])
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else 0
         if status in RETRY_STATUSES:
@@ -39,10 +51,6 @@ def _get_range(remote: RemoteFile, start: int, end: int, timeout: float) -> byte
         ) from error
     except httpx2.TransportError as error:
         raise HubUnavailableError(f"could not read {remote.url} ({type(error).__name__}: {error})") from error
-    body = response.content
-    if response.status_code == 200:  # the server ignored Range and sent the file from byte 0
-        body = body[start:end]
-    return body
 
 
 def read_remote_header(remote: RemoteFile, timeout: float) -> tuple[ParsedHeader, int]:
@@ -70,6 +78,6 @@ def read_remote_header(remote: RemoteFile, timeout: float) -> tuple[ParsedHeader
                     f"{remote.repo_id}/{remote.filename}: no complete GGUF header in its first {len(data)} bytes; "
                     "the file is corrupt"
                 ) from None
-            want = max(short.need, len(data) + len(data) // 2)
+            want = min(max(short.need, len(data) + len(data) // 2), MAX_HEADER)
         except ValueError as error:
             raise ModelFormatError(f"{remote.repo_id}/{remote.filename}: {error}") from None

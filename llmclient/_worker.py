@@ -69,6 +69,7 @@ class Worker:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
+        self._current: Job | None = None
         self.backend: Backend | None = None
         self.closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -76,7 +77,7 @@ class Worker:
 
     async def wait_loaded(self) -> Backend:
         """The backend once loaded; re-raises the load's error."""
-        await anyio.to_thread.run_sync(self._loaded.wait)
+        await anyio.to_thread.run_sync(self._loaded.wait, abandon_on_cancel=True)  # cancellable while loading
         if self._load_error is not None:
             raise self._load_error
         assert self.backend is not None
@@ -89,8 +90,12 @@ class Worker:
         self._jobs.put(job)
 
     def stop(self) -> None:
-        """Ask the thread to finish: queued jobs fail with `ClientClosedError`, the model is freed."""
+        """Ask the thread to finish: the running job stops at its next token, queued ones fail with
+        `ClientClosedError`, the model is freed."""
         self.closed = True
+        current = self._current
+        if current is not None:
+            current.cancel.set()
         self._jobs.put(None)
 
     async def join(self) -> None:
@@ -102,20 +107,26 @@ class Worker:
         except BaseException as error:  # reported to whoever awaits the load
             self._load_error = error
             self.closed = True
+            return
         finally:
             self._loaded.set()
         while True:
             job = self._jobs.get()
-            if job is None or self.backend is None:
+            if job is None or self.backend is None or self.closed:
+                if job is not None:
+                    job.emit(ClientClosedError("the client was closed before this request ran"))
                 break
             if job.cancel.is_set():
                 continue
             job.started = time.perf_counter()
+            self._current = job
             try:
                 self.backend.generate(job.request, job.emit, job.cancel.is_set)
             except BaseException as error:  # delivered to the request's caller
                 logger.debug("generation failed: %r", error)
                 job.emit(error)
+            finally:
+                self._current = None
         self._drain()
         if self.backend is not None:
             try:

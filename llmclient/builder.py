@@ -10,6 +10,7 @@ Every method returns a new builder, so a half-configured one can be reused safel
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,13 @@ class LlamaCppBuilder(PresetMethods):
             tensor_split=chosen.tensor_split,
         )
         worker = Worker(lambda: LlamaCppBackend(path, settings), name=f"llmclient-{path.name}")
-        await worker.wait_loaded()
+        try:
+            await worker.wait_loaded()
+        except BaseException:  # cancelled or failed while loading: never leave a loaded model behind
+            worker.stop()
+            with anyio.CancelScope(shield=True):
+                await worker.join()
+            raise
         return LlmClient(worker, plan=chosen, defaults=dict(self._sampling), system_prompt=self._system_prompt)
 
     def init_sync(self) -> SyncLlmClient:
@@ -248,6 +255,6 @@ class LlamaCppBuilder(PresetMethods):
         try:
             client = portal.call(self.init)
         except BaseException:
-            portal_cm.__exit__(None, None, None)
+            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
             raise
         return SyncLlmClient(portal, portal_cm, client)

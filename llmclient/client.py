@@ -38,6 +38,8 @@ _SAMPLING = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_pen
 def _messages(messages: Messages, system_prompt: str | None) -> list[dict[str, str]]:
     if isinstance(messages, str):
         items: list[dict[str, str]] = [{"role": "user", "content": messages}]
+    elif isinstance(messages, Mapping):
+        raise TypeError("messages must be a string or a list of {'role', 'content'} dicts; wrap a single one in [ ]")
     else:
         items = []
         for i, message in enumerate(messages):
@@ -103,6 +105,8 @@ class LlmClient:
         if "max_tokens" in sampling and (not isinstance(sampling["max_tokens"], int) or sampling["max_tokens"] <= 0):
             raise ValueError(f"max_tokens must be a positive int, got {sampling['max_tokens']!r}")
         chat = _messages(messages, self.system_prompt) if messages is not None else None
+        if prompt is not None and not prompt:
+            raise ValueError("the prompt is empty: give some text to continue")
         return GenerateRequest(chat, prompt, sampling)
 
     async def _pieces(
@@ -197,6 +201,7 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         """Made by `builder.init_sync()`."""
         self._portal, self._portal_cm, self.client = portal, portal_cm, client
         self.plan = client.plan
+        self._closed = False
 
     def chat(self, messages: Messages, **options: Any) -> ChatResult:
         """`LlmClient.chat`, blocking."""
@@ -219,7 +224,10 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
             self._portal.call(agen.aclose)
 
     def close(self) -> None:
-        """Free the model and stop the private event loop."""
+        """Free the model and stop the private event loop; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._portal.call(self.client.close)
         finally:

@@ -2,8 +2,9 @@
 
 The estimate follows what llama.cpp allocates (checked against real loads on CPU and GPU, see BENCHMARKS.md):
 
-- weights: each repeating layer's tensors on the device it is offloaded to; the token embedding always in RAM;
-  the output head on the GPU only when every layer is (a tied head is then a copy of the embedding);
+- weights: each repeating layer's tensors on the device it is offloaded to; the token embedding always in RAM.
+  Offloading counts from the end: the output head goes first (n_gpu_layers=1), then the last layers, so
+  block_count + 1 offloads everything; a tied output head on the GPU is a copy of the embedding;
 - KV cache: per layer, cells x (key + value length x KV heads) x bytes of the cache type, on the layer's device.
   Cells are n_ctx rounded up to 256; a sliding-window layer (gemma2/3, cohere2) holds window + n_ubatch cells
   (rounded up to 256) when that is smaller, as llama.cpp does with `swa_full=False`;

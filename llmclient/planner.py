@@ -200,11 +200,11 @@ def plan(
     elif gpus and n_gpu_layers is not None:
         chosen = first_fit(lambda c: n_gpu_layers, floors)
         how = f"{n_gpu_layers} layers offloaded, as asked"
-    if chosen is None:
+    if chosen is None and not (gpus and n_gpu_layers):  # asked-for layers that do not fit are an error
         chosen = first_fit(lambda c: 0, [*floors, FLOOR_CTX] if n_ctx is None else floors)
         how = "runs on the CPU" if not gpus else "runs on the CPU: nothing could be offloaded"
     if chosen is None:
-        raise _nothing_fits(candidates, budget, est, ctx_range, gpus != ())
+        raise _nothing_fits(candidates, budget, est, ctx_range, gpus != (), n_ctx is not None, n_gpu_layers)
     made = _make_plan(
         chosen,
         candidates,
@@ -284,20 +284,26 @@ def _partial(
 
 def _nothing_fits(
     candidates: list[ModelFile], budget: _Budget, est: _Est, ctx_range: Callable[[ModelFile], tuple[int, int]],
-    with_gpu: bool,
+    with_gpu: bool, asked: bool, n_gpu_layers: int | None,
 ) -> InsufficientMemoryError:  # fmt: skip
     smallest = min(candidates, key=lambda c: c.size)
-    asked, _ = ctx_range(smallest)
-    ctx = asked if asked < FLOOR_CTX else FLOOR_CTX
+    target, _ = ctx_range(smallest)
+    ctx = target if asked else min(target, FLOOR_CTX)
     need = est(smallest, ctx, 0)
     available = budget.ram + sum(budget.gpus)
     where = f"{_gb(budget.ram)} of RAM" + (f" and {_gb(sum(budget.gpus))} of GPU memory" if with_gpu else "")
-    message = (
-        f"no file of this model fits here: the smallest, {smallest.filename} ({smallest.quant_name}), needs "
-        f"{_gb(need.total)} at {ctx} tokens of context, but the budget is {where} (after the safety margin). "
-    )
-    fits_ctx = _largest(1, max(asked, 1), lambda x: need.cpu - est(smallest, ctx, 0).kv_cache
-                        + est(smallest, x, 0).kv_cache <= budget.ram)  # fmt: skip
+    if n_gpu_layers is not None and with_gpu:
+        message = (
+            f"{n_gpu_layers} offloaded layers (.gpu_layers) do not fit in {_gb(sum(budget.gpus))} of GPU memory "
+            f"with any file of this model at {ctx} tokens; ask for fewer, or leave it to the planner. "
+        )
+    else:
+        message = (
+            f"no file of this model fits here: the smallest, {smallest.filename} ({smallest.quant_name}), needs "
+            f"{_gb(need.total)} at {ctx} tokens of context, but the budget is {where} (after the safety margin). "
+        )
+    fixed = need.cpu - need.kv_cache
+    fits_ctx = _largest(1, max(ctx, 1), lambda x: fixed + est(smallest, x, 0).kv_cache <= budget.ram)
     if fits_ctx is not None and fits_ctx < ctx:
         message += f"It would fit with a context of {fits_ctx} tokens (.ctx({fits_ctx})). "
     message += (

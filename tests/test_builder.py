@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import llmclient.builder
@@ -198,3 +199,25 @@ def test_builders_are_immutable_and_validate_their_settings() -> None:
             bad()
     with pytest.raises(UnknownPresetError, match="Did you mean .*llama3_1_8b_instruct"):
         base.preset("llama3_1_8b_instrct")
+
+
+async def test_a_cancelled_init_leaves_no_model_loaded(smollm2: Path) -> None:
+    import threading
+
+    before = {t.name for t in threading.enumerate()}
+    with anyio.move_on_after(0.05):
+        await LlmClient.llama_cpp().local(smollm2).ctx(1024).init()
+    await anyio.sleep(0.5)
+    assert not [t for t in threading.enumerate() if t.name.startswith("llmclient-") and t.name not in before]
+
+
+async def test_unreachable_hub_and_impossible_layers_say_what_is_wrong(
+    tmp_path: Path, five: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builder = LlmClient.llama_cpp().hf("someone/repo-GGUF").endpoint("http://127.0.0.1:9").cache_dir(tmp_path)
+    with pytest.raises(llmclient.DownloadError, match="could not list the files of someone/repo-GGUF"):
+        await builder.plan()
+    monkeypatch.setattr(llmclient.builder, "detect", lambda memory_gb=None: gpu_machine(8, 7.5, 32))
+    many = LlmClient.llama_cpp().mistral7b().endpoint(five.url).cache_dir(tmp_path).ctx(131072).gpu_layers(33)
+    with pytest.raises(llmclient.InsufficientMemoryError, match=r"33 offloaded layers \(\.gpu_layers\) do not fit"):
+        await many.plan()

@@ -41,3 +41,36 @@ async def test_leaving_a_stream_early_frees_the_model_and_close_is_final(smollm2
     await client.close()
     with pytest.raises(ClientClosedError):
         await client.chat("hello")
+
+
+async def test_close_stops_the_running_request_and_fails_the_queued_ones(smollm2: Path) -> None:
+    client = await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0)
+    outcomes: dict[str, object] = {}
+
+    async def ask(key: str) -> None:
+        try:
+            outcomes[key] = await client.chat("Count from 1 to 1000, one number per line.", max_tokens=1500)
+        except ClientClosedError as error:
+            outcomes[key] = error
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "running")
+        await anyio.sleep(0.3)
+        tg.start_soon(ask, "queued")
+        await anyio.sleep(0.05)
+        with anyio.fail_after(5):
+            await client.close()
+    running, queued = outcomes["running"], outcomes["queued"]
+    assert isinstance(running, ChatResult) and running.finish_reason == "cancelled"
+    assert running.usage.completion_tokens < 1500
+    assert isinstance(queued, ClientClosedError)
+
+
+async def test_complete_runs_past_llama_cpp_pythons_16_token_default(smollm2: Path) -> None:
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0) as client:
+        result = await client.complete("1, 2, 3, 4, 5, 6,", max_tokens=40)
+        assert result.usage.completion_tokens == 40 and result.finish_reason == "length"
+        with pytest.raises(ValueError, match="the prompt is empty"):
+            await client.complete("")
+        with pytest.raises(TypeError, match="wrap a single one in"):
+            await client.chat({"role": "user", "content": "hi"})  # type: ignore[arg-type]

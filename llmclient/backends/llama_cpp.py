@@ -88,6 +88,7 @@ class LlamaCppBackend:
             return scores
 
         sampling = dict(request.sampling)
+        sampling.setdefault("max_tokens", None)  # to the end of the context (llama-cpp-python's completion says 16)
         processors = llama_cpp.LogitsProcessorList([watch])
         self._llm.reset()
         text_parts: list[str] = []
