@@ -8,6 +8,7 @@ from llmclient.cache import ModelCache
 from llmclient.client import LlmClient, SyncLlmClient
 from llmclient.errors import (
     ClientClosedError,
+    ContextOverflowError,
     DownloadError,
     GatedModelError,
     InsufficientDiskError,
@@ -44,6 +45,7 @@ __all__ = [
     "ChatResult",
     "Chunk",
     "ClientClosedError",
+    "ContextOverflowError",
     "LlamaCppBuilder",
     "LlmClient",
     "QuantNotAvailableError",

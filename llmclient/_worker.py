@@ -7,6 +7,7 @@ otherwise.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -29,15 +30,37 @@ logger = logging.getLogger("llmclient")
 
 
 def loop_sender(deliver: Callable[[Any], None]) -> Callable[[Any], None]:
-    """A thread-safe function that hands an item to `deliver` on the current event loop, without waiting."""
+    """A thread-safe function that hands items to `deliver` on the current event loop, in order, without waiting.
+
+    On asyncio, items queue up and one wake-up of the loop delivers all that arrived since the last: when the
+    loop is busy, the worker does not pay a wake-up per token.
+    """
     token = anyio.lowlevel.current_token()
     native = getattr(token, "native_token", None)
     call_soon = getattr(native, "call_soon_threadsafe", None)  # an asyncio loop
     if call_soon is not None:
+        pending: collections.deque[Any] = collections.deque()
+        lock = threading.Lock()
+        scheduled = False
+
+        def flush() -> None:
+            nonlocal scheduled
+            with lock:
+                items = list(pending)
+                pending.clear()
+                scheduled = False
+            for item in items:
+                deliver(item)
 
         def send(item: Any) -> None:
+            nonlocal scheduled
+            with lock:
+                pending.append(item)
+                if scheduled:
+                    return
+                scheduled = True
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-                call_soon(deliver, item)
+                call_soon(flush)
 
         return send
 

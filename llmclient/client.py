@@ -147,7 +147,7 @@ class LlmClient:
                 parts.append(piece.text)
             if piece.finish_reason is not None:
                 end = at
-                usage = Usage(piece.prompt_tokens, piece.completion_tokens)
+                usage = Usage(piece.prompt_tokens, piece.completion_tokens, piece.cached_tokens)
                 decode = end - (first or end)
                 rate = (usage.completion_tokens - 1) / decode if decode > 0 and usage.completion_tokens > 1 else 0.0
                 job = jobs[0]
@@ -173,7 +173,11 @@ class LlmClient:
         request = self._request(messages, None, options)
         async for piece, _ in self._pieces(request):
             if piece.finish_reason is not None:
-                yield Chunk(piece.text, piece.finish_reason, Usage(piece.prompt_tokens, piece.completion_tokens))
+                yield Chunk(
+                    piece.text,
+                    piece.finish_reason,
+                    Usage(piece.prompt_tokens, piece.completion_tokens, piece.cached_tokens),
+                )
             elif piece.text:
                 yield Chunk(piece.text)
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "ClientClosedError",
+    "ContextOverflowError",
     "DownloadError",
     "GatedModelError",
     "InsufficientDiskError",
@@ -122,3 +123,12 @@ class QuantNotAvailableError(LlmClientError, LookupError):
 
 class ClientClosedError(LlmClientError, RuntimeError):
     """The client was closed: the request was not run (or not finished)."""
+
+
+class ContextOverflowError(LlmClientError, ValueError):
+    """The prompt does not fit the model's context."""
+
+    def __init__(self, message: str, *, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx

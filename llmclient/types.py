@@ -162,6 +162,8 @@ class Usage:
 
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    """Prompt tokens served from the KV cache of the previous request (OpenAI's `prompt_tokens_details`)."""
 
     @property
     def total_tokens(self) -> int:

@@ -74,3 +74,35 @@ async def test_complete_runs_past_llama_cpp_pythons_16_token_default(smollm2: Pa
             await client.complete("")
         with pytest.raises(TypeError, match="wrap a single one in"):
             await client.chat({"role": "user", "content": "hi"})  # type: ignore[arg-type]
+
+
+async def test_greedy_output_stops_history_and_context_limits(smollm2: Path) -> None:
+    from llmclient import ContextOverflowError
+
+    async with await LlmClient.from_path(smollm2, ctx=512, temperature=0.0) as client:
+        question = "List three colours, comma separated."
+        first, again = await client.chat(question, max_tokens=20), await client.chat(question, max_tokens=20)
+        assert first.text == again.text, "greedy decoding is deterministic"
+        assert again.usage.cached_tokens == again.usage.prompt_tokens - 1, "the same prompt is not evaluated twice"
+
+        history = [
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Nice to meet you, Ada."},
+        ]
+        await client.chat([*history, {"role": "user", "content": "Say hi."}], max_tokens=8)
+        turn = await client.chat([*history, {"role": "user", "content": "What is my name?"}], max_tokens=12)
+        reused = turn.usage.cached_tokens
+        alone = await client.chat("What is my name?", max_tokens=1)
+        assert turn.usage.prompt_tokens >= alone.usage.prompt_tokens + 15, "the history goes through the template"
+        assert reused > 20, "a chat's history is reused from the KV cache"
+
+        counted = await client.complete("1, 2, 3, 4, 5,", max_tokens=30)
+        stopped = await client.complete("1, 2, 3, 4, 5,", max_tokens=30, stop=[" 9"])
+        assert " 9" in counted.text and stopped.finish_reason == "stop"
+        assert stopped.text == counted.text[: counted.text.index(" 9")], "the stop sequence and all after it cut"
+        assert (await client.complete("Once", max_tokens=5)).finish_reason == "length"
+
+        with pytest.raises(ContextOverflowError, match=r"the prompt is \d+ tokens but the context holds 512") as e:
+            await client.complete("word " * 600)
+        assert e.value.prompt_tokens > 512 and e.value.n_ctx == 512
+        assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text

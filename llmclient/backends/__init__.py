@@ -30,6 +30,8 @@ class Piece:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens whose KV cache was reused from the previous request (not evaluated again)."""
 
 
 class Backend(Protocol):
