@@ -7,6 +7,7 @@ from llmclient.builder import LlamaCppBuilder
 from llmclient.cache import ModelCache
 from llmclient.client import LlmClient, SyncLlmClient
 from llmclient.errors import (
+    BusyError,
     ClientClosedError,
     ContextOverflowError,
     DownloadError,
@@ -41,6 +42,7 @@ from llmclient.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BusyError",
     "CachedModel",
     "ChatResult",
     "Chunk",

@@ -93,6 +93,8 @@ class Worker:
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
         self._current: Job | None = None
+        self._waiting_lock = threading.Lock()
+        self._waiting_jobs: dict[int, Job] = {}
         self.backend: Backend | None = None
         self.closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -110,7 +112,14 @@ class Worker:
         if self.closed:
             raise ClientClosedError("the client is closed; create a new one with init()")
         job.submitted = time.perf_counter()
+        with self._waiting_lock:
+            self._waiting_jobs[id(job)] = job
         self._jobs.put(job)
+
+    def waiting(self) -> int:
+        """Requests queued and not yet started (cancelled ones not counted)."""
+        with self._waiting_lock:
+            return sum(1 for job in self._waiting_jobs.values() if not job.cancel.is_set())
 
     def stop(self) -> None:
         """Ask the thread to finish: the running job stops at its next token, queued ones fail with
@@ -135,6 +144,9 @@ class Worker:
             self._loaded.set()
         while True:
             job = self._jobs.get()
+            if job is not None:
+                with self._waiting_lock:
+                    self._waiting_jobs.pop(id(job), None)
             if job is None or self.backend is None or self.closed:
                 if job is not None:
                     job.emit(ClientClosedError("the client was closed before this request ran"))

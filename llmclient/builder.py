@@ -63,6 +63,7 @@ class LlamaCppBuilder(PresetMethods):
     _progress: Progress = True
     _system_prompt: str | None = None
     _chat_format: str | None = None
+    _max_queue: int | None = None
     _sampling: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     # --- what to run ------------------------------------------------------------------------------
@@ -145,6 +146,12 @@ class LlamaCppBuilder(PresetMethods):
     def chat_format(self, name: str) -> LlamaCppBuilder:
         """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
         return replace(self, _chat_format=name)
+
+    def max_queue(self, n: int) -> LlamaCppBuilder:
+        """At most `n` requests wait while one runs; one more gets `BusyError` at once (default: no limit)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"max_queue must be a whole number >= 0, got {n!r}")
+        return replace(self, _max_queue=n)
 
     def _with(self, name: str, value: Any) -> LlamaCppBuilder:
         return replace(self, _sampling=(*((k, v) for k, v in self._sampling if k != name), (name, value)))
@@ -246,7 +253,13 @@ class LlamaCppBuilder(PresetMethods):
             with anyio.CancelScope(shield=True):
                 await worker.join()
             raise
-        return LlmClient(worker, plan=chosen, defaults=dict(self._sampling), system_prompt=self._system_prompt)
+        return LlmClient(
+            worker,
+            plan=chosen,
+            defaults=dict(self._sampling),
+            system_prompt=self._system_prompt,
+            max_queue=self._max_queue,
+        )
 
     def init_sync(self) -> SyncLlmClient:
         """`init()` for scripts: a blocking client running on a private event loop thread."""

@@ -22,7 +22,7 @@ import anyio.from_thread
 
 from llmclient._worker import Job, Worker, loop_sender
 from llmclient.backends import GenerateRequest, Piece
-from llmclient.errors import ClientClosedError
+from llmclient.errors import BusyError, ClientClosedError
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 
 if TYPE_CHECKING:
@@ -56,6 +56,31 @@ def _messages(messages: Messages, system_prompt: str | None) -> list[dict[str, s
     return items
 
 
+_RANGES = {"temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "repeat_penalty": (0.01, 10.0)}
+
+
+def _validate(sampling: Mapping[str, Any]) -> None:
+    """Reject sampling values llama.cpp would misbehave on, naming the value and the allowed range."""
+    for name, (low, high) in _RANGES.items():
+        value = sampling.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
+        ):
+            raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+    for name, low in (("max_tokens", 1), ("top_k", 0)):
+        value = sampling.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    seed = sampling.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    stop = sampling.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list | tuple) and all(isinstance(s, str) for s in stop))
+    ):
+        raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
+
+
 class LlmClient:
     """A local model, ready to answer. Create it with `LlmClient.llama_cpp()...init()` or `from_path`."""
 
@@ -66,8 +91,11 @@ class LlmClient:
         plan: Plan | None = None,
         defaults: Mapping[str, Any] | None = None,
         system_prompt: str | None = None,
+        max_queue: int | None = None,
     ) -> None:
         """Used by the builder; call `init()` on a builder instead."""
+        self.max_queue = max_queue
+        """How many requests may wait while one runs; beyond it, `BusyError` at once (None: no limit)."""
         self._worker = worker
         self.plan = plan
         """How the model was sized to this machine (None for `from_path` without planning)."""
@@ -102,8 +130,7 @@ class LlmClient:
         unknown = set(sampling) - set(_SAMPLING)
         if unknown:
             raise TypeError(f"unknown sampling option(s) {sorted(unknown)}; known: {', '.join(_SAMPLING)}")
-        if "max_tokens" in sampling and (not isinstance(sampling["max_tokens"], int) or sampling["max_tokens"] <= 0):
-            raise ValueError(f"max_tokens must be a positive int, got {sampling['max_tokens']!r}")
+        _validate(sampling)
         chat = _messages(messages, self.system_prompt) if messages is not None else None
         if prompt is not None and not prompt:
             raise ValueError("the prompt is empty: give some text to continue")
@@ -122,6 +149,11 @@ class LlmClient:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 send.send_nowait(item)
 
+        if self.max_queue is not None and self._worker.waiting() >= self.max_queue:
+            raise BusyError(
+                f"{self.max_queue} requests are already waiting for this model (max_queue); try again later, or "
+                "raise the limit with .max_queue(n)"
+            )
         job = Job(request, loop_sender(offer), cancel)
         if job_out is not None:
             job_out.append(job)

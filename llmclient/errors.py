@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BusyError",
     "ClientClosedError",
     "ContextOverflowError",
     "DownloadError",
@@ -123,6 +124,10 @@ class QuantNotAvailableError(LlmClientError, LookupError):
 
 class ClientClosedError(LlmClientError, RuntimeError):
     """The client was closed: the request was not run (or not finished)."""
+
+
+class BusyError(LlmClientError, RuntimeError):
+    """The client's queue is full (`max_queue` requests already waiting); try again later."""
 
 
 class ContextOverflowError(LlmClientError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -106,3 +107,41 @@ async def test_greedy_output_stops_history_and_context_limits(smollm2: Path) -> 
             await client.complete("word " * 600)
         assert e.value.prompt_tokens > 512 and e.value.n_ctx == 512
         assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text
+
+
+async def test_a_full_queue_says_busy_at_once_and_bad_settings_are_refused(smollm2: Path) -> None:
+    from llmclient import BusyError
+
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_queue=2) as client:
+        outcomes: list[object] = []
+
+        async def ask() -> None:
+            try:
+                outcomes.append(await client.chat("Count from 1 to 50.", max_tokens=40))
+            except BusyError as error:
+                outcomes.append(error)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):  # one runs, two wait, two are refused
+                tg.start_soon(ask)
+                await anyio.sleep(0.02)
+        busy = [o for o in outcomes if isinstance(o, BusyError)]
+        assert len(busy) == 2 and "max_queue" in str(busy[0])
+        assert sum(isinstance(o, ChatResult) for o in outcomes) == 3
+
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"temperature": 7}, "temperature must be a number from 0 to 5"),
+            ({"top_p": 1.5}, "top_p must be a number from 0 to 1"),
+            ({"top_k": -1}, "top_k must be a whole number >= 0"),
+            ({"max_tokens": 0}, "max_tokens must be a whole number >= 1"),
+            ({"stop": 3}, "stop must be a string or a list of strings"),
+        ]
+        for options, message in cases:
+            with pytest.raises(ValueError, match=message):
+                await client.chat("hi", **options)
+        with pytest.raises(ValueError, match="role 'wizard'"):
+            await client.chat([{"role": "wizard", "content": "hi"}])
+        with pytest.raises(TypeError, match="content of type int"):
+            await client.chat([{"role": "user", "content": 3}])  # type: ignore[dict-item]
+        with pytest.raises(ValueError, match="no messages"):
+            await client.chat([])
