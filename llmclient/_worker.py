@@ -22,7 +22,7 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from llmclient.backends import Backend, GenerateRequest, Piece
-from llmclient.errors import ClientClosedError
+from llmclient.errors import ClientClosedError, GenerationError, LlmClientError
 
 __all__ = ["Job", "Worker", "loop_sender"]
 
@@ -157,9 +157,13 @@ class Worker:
             self._current = job
             try:
                 self.backend.generate(job.request, job.emit, job.cancel.is_set)
-            except BaseException as error:  # delivered to the request's caller
-                logger.debug("generation failed: %r", error)
+            except LlmClientError as error:  # ours already says what to do: delivered to the caller as is
                 job.emit(error)
+            except Exception as error:  # delivered to the request's caller; the worker goes on
+                logger.warning("generation failed: %r", error)
+                failure = GenerationError(f"the model failed while answering: {type(error).__name__}: {error}")
+                failure.__cause__ = error
+                job.emit(failure)
             finally:
                 self._current = None
         self._drain()

@@ -188,17 +188,22 @@ class LlmClient:
                 return ChatResult("".join(parts), piece.finish_reason, usage, timings)
         raise ClientClosedError("the model stopped without finishing the request")
 
-    async def chat(self, messages: Messages, **options: Any) -> ChatResult:
+    async def chat(self, messages: Messages, *, timeout: float | None = None, **options: Any) -> ChatResult:
         """Answer `messages` (a string, or OpenAI-shaped `{"role", "content"}` dicts) with the model's chat template.
 
         Options: max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, stop, seed; unset ones take the
-        builder's defaults.
+        builder's defaults. `timeout`: seconds for the whole request, queue included; past it, `TimeoutError`
+        and the generation stops.
         """
-        return await self._run(self._request(messages, None, options))
+        request = self._request(messages, None, options)
+        with anyio.fail_after(timeout):
+            return await self._run(request)
 
-    async def complete(self, prompt: str, **options: Any) -> ChatResult:
+    async def complete(self, prompt: str, *, timeout: float | None = None, **options: Any) -> ChatResult:
         """Continue raw `prompt` text (no chat template); the same options as `chat`."""
-        return await self._run(self._request(None, prompt, options))
+        request = self._request(None, prompt, options)
+        with anyio.fail_after(timeout):
+            return await self._run(request)
 
     async def stream(self, messages: Messages, **options: Any) -> AsyncGenerator[Chunk, None]:
         """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels."""

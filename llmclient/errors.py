@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "BusyError",
+    "GenerationError",
     "ClientClosedError",
     "ContextOverflowError",
     "DownloadError",
@@ -124,6 +125,10 @@ class QuantNotAvailableError(LlmClientError, LookupError):
 
 class ClientClosedError(LlmClientError, RuntimeError):
     """The client was closed: the request was not run (or not finished)."""
+
+
+class GenerationError(LlmClientError, RuntimeError):
+    """The model failed while answering (the cause is attached); the client stays usable."""
 
 
 class BusyError(LlmClientError, RuntimeError):

@@ -145,3 +145,31 @@ async def test_a_full_queue_says_busy_at_once_and_bad_settings_are_refused(smoll
             await client.chat([{"role": "user", "content": 3}])  # type: ignore[dict-item]
         with pytest.raises(ValueError, match="no messages"):
             await client.chat([])
+
+
+async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_caller(
+    smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmclient import GenerationError
+    from llmclient.backends.llama_cpp import LlamaCppBackend
+
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0) as client:
+        with pytest.raises(TimeoutError):
+            await client.chat("Count from 1 to 500.", max_tokens=800, timeout=0.3)
+        quick = await client.chat("What is the capital of France? One word.", max_tokens=8)
+        assert "Paris" in quick.text and quick.timings.queued < 0.2, "the timed-out request stopped at once"
+
+        real = LlamaCppBackend.prompt_tokens
+        calls = {"n": 0}
+
+        def fails_once(self: LlamaCppBackend, request: object) -> object:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("simulated fault inside the worker")  # a disk or driver fault cannot be real here
+            return real(self, request)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(LlamaCppBackend, "prompt_tokens", fails_once)
+        with pytest.raises(GenerationError, match="simulated fault") as raised:
+            await client.chat("hello")
+        assert isinstance(raised.value.__cause__, RuntimeError)
+        assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text

@@ -171,6 +171,7 @@ class LlamaCppBackend:
         chain = SamplerChain(self._n_vocab, sampling, self.settings.seed)
         text = TextAssembler([*stops, *template_stops])
         produced, finish = 0, "length"
+        failed = True
         try:
             status = self._decode(prompt[common:], common)
             if status != 0:
@@ -205,9 +206,12 @@ class LlamaCppBackend:
                         finish = "cancelled"
                         break
                     raise RuntimeError("llama_decode failed while generating")
+            failed = False
         finally:
             chain.close()
             self._abort_check = lambda: False
+            if failed:
+                self._forget_from(0)  # the cache's state is unknown after a failure: start the next one afresh
         tail = text.finish() if finish != "cancelled" else ""
         emit(Piece(tail, finish, len(prompt), produced, common))
 
