@@ -244,6 +244,18 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         self.plan = client.plan
         self._closed = False
 
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> SyncLlmClient:
+        """`LlmClient.from_path`, blocking: a client for a local GGUF file, sized to this machine."""
+        from llmclient.builder import LlamaCppBuilder
+
+        builder = LlamaCppBuilder().local(path)
+        for name, value in settings.items():
+            if name.startswith("_") or name in ("init", "init_sync", "plan") or not hasattr(builder, name):
+                raise TypeError(f"from_path() got an unknown setting {name!r}; use a builder method's name, e.g. ctx")
+            builder = getattr(builder, name)(value)
+        return builder.init_sync()
+
     def chat(self, messages: Messages, **options: Any) -> ChatResult:
         """`LlmClient.chat`, blocking."""
         return self._portal.call(lambda: self.client.chat(messages, **options))

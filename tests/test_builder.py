@@ -146,7 +146,9 @@ async def test_init_downloads_only_the_chosen_file(tmp_path: Path, smollm2: Path
 async def test_local_files_hf_repos_and_init_sync(tmp_path: Path, smollm2: Path) -> None:
     plan = await LlmClient.llama_cpp().local(smollm2).ctx(2048).plan()
     assert (plan.quant, plan.n_ctx, plan.device) == ("Q4_1", 2048, "CPU")
-    client = LlmClient.llama_cpp().local(smollm2).ctx(1024).temperature(0).max_tokens(16).init_sync()
+    from llmclient import SyncLlmClient
+
+    client = SyncLlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_tokens=16)
     with client:
         assert "Paris" in client.chat("What is the capital of France? Answer in one word.").text
         pieces = list(client.stream("Count from 1 to 3.", max_tokens=8))

@@ -173,3 +173,43 @@ async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_call
             await client.chat("hello")
         assert isinstance(raised.value.__cause__, RuntimeError)
         assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text
+
+
+async def test_twenty_concurrent_chats_are_each_answered_as_if_alone(smollm2: Path) -> None:
+    questions = [f"What is {n} plus {n}?" for n in range(4)]
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_tokens=12) as client:
+        alone = {q: (await client.chat(q)).text for q in questions}
+        answers: list[tuple[int, str, float]] = []
+
+        async def ask(i: int) -> None:
+            result = await client.chat(questions[i % 4])
+            answers.append((i, result.text, result.timings.queued))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(ask, i)
+                await anyio.sleep(0.002)
+    assert len(answers) == 20
+    assert [i for i, _, _ in answers] == list(range(20)), "served in arrival order"
+    assert all(text == alone[questions[i % 4]] for i, text, _ in answers), "no state leaks between requests"
+
+
+async def test_cancelling_during_a_long_prompt_frees_the_model_at_once(smollm2: Path) -> None:
+    filler = " ".join(f"item{n}" for n in range(400))
+    async with await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0) as client:
+        started = anyio.current_time()
+        await client.complete("A " + filler, max_tokens=1)
+        full = anyio.current_time() - started  # evaluating the whole prompt, as the baseline
+
+        with anyio.move_on_after(full * 0.1):
+            await client.complete("B " + filler, max_tokens=1)  # a different prompt: nothing cached
+        nxt = await client.complete("C", max_tokens=1)
+    assert nxt.timings.queued < 0.5 * full, f"waited {nxt.timings.queued:.3f} s; the prompt takes {full:.3f} s"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_the_client_runs_on_asyncio_and_trio(smollm2: Path, anyio_backend: str) -> None:
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0) as client:
+        assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text
+        pieces = [c.text async for c in client.stream("Count from 1 to 5.", max_tokens=12)]
+    assert len(pieces) > 3
