@@ -106,7 +106,7 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
-async def one(system: str, model: Path, n: int, threads: int) -> dict[str, float]:
+async def one(system: str, model: Path, n: int, threads: int, gpu: bool) -> dict[str, float]:
     """One measurement of one system, in this (fresh) process: OpenMP threads left spinning by another llama.cpp
     context in the same process would steal the CPU from the one measured."""
     path, n_ctx = str(model), 2048
@@ -122,6 +122,8 @@ async def one(system: str, model: Path, n: int, threads: int) -> dict[str, float
         await client.close()
         return result
     extra: dict[str, Any] = {} if system == "defaults" else {"n_threads": threads}
+    if gpu:
+        extra["n_gpu_layers"] = -1  # everything on the GPU, as the plan does there
     llm = llama_cpp.Llama(path, n_ctx=n_ctx, flash_attn=True, verbose=False, **extra)
     raw_stream(llm, 8)  # warm up
     if system == "generate":
@@ -141,21 +143,23 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--gpu", action="store_true", help="offload the raw systems fully, as the plan does")
     args = parser.parse_args()
     if args.model is None:
         from llmclient.testing import smollm2_gguf
 
         args.model = smollm2_gguf()
     if args.one:
-        print(json.dumps(anyio.run(one, args.one, args.model, args.tokens, args.threads)))
+        print(json.dumps(anyio.run(one, args.one, args.model, args.tokens, args.threads, args.gpu)))
         return
-    threads = threads_for(detect(), fully_offloaded=False)
+    threads = threads_for(detect(), fully_offloaded=args.gpu)
     systems = ("ours", "defaults", "same", "generate")
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in systems}
     for _ in range(args.rounds):
         for system in systems:
+            gpu_flag = ["--gpu"] if args.gpu else []
             command = [sys.executable, __file__, "--one", system, "--model", str(args.model),
-                       "--tokens", str(args.tokens), "--threads", str(threads)]  # fmt: skip
+                       "--tokens", str(args.tokens), "--threads", str(threads), *gpu_flag]  # fmt: skip
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             runs[system].append(json.loads(out.strip().splitlines()[-1]))
             print(system, runs[system][-1], file=sys.stderr)
@@ -163,8 +167,9 @@ def main() -> None:
     def med(system: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[system])
 
+    flag = " --gpu" if args.gpu else ""
     print(f"Machine: {platform.machine()}, {threads} threads planned; llama-cpp-python {llama_cpp.__version__}; "
-          f"command: `python bench/overhead.py --rounds {args.rounds} --tokens {args.tokens}`\n")  # fmt: skip
+          f"command: `python bench/overhead.py --rounds {args.rounds} --tokens {args.tokens}{flag}`\n")  # fmt: skip
     print("| system | tokens/s median (min-max) | time to first token, ms |\n|---|---|---|")
     labels = {"ours": "llmclient stream", "defaults": "raw create_chat_completion stream, defaults",
               "same": f"raw create_chat_completion stream, {threads} threads",
