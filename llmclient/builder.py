@@ -19,6 +19,7 @@ import anyio
 import anyio.from_thread
 
 from llmclient._candidates import Candidates, Source, resolve_candidates
+from llmclient._hub import validate_reference
 from llmclient._progress import Progress
 from llmclient._worker import Worker
 from llmclient.backends.llama_cpp import LlamaCppBackend, LlamaCppSettings
@@ -66,6 +67,16 @@ class LlamaCppBuilder(PresetMethods):
     _max_queue: int | None = None
     _sampling: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
+    @classmethod
+    def for_file(cls, path: str | os.PathLike[str], **settings: Any) -> LlamaCppBuilder:
+        """A builder for a local file with settings named as the builder's methods (`ctx=4096, temperature=0`)."""
+        builder = cls().local(path)
+        for name, value in settings.items():
+            if name.startswith("_") or name in ("for_file", "init", "init_sync", "plan") or not hasattr(builder, name):
+                raise TypeError(f"unknown setting {name!r}; use a builder method's name, e.g. ctx=4096")
+            builder = getattr(builder, name)(value)
+        return builder
+
     # --- what to run ------------------------------------------------------------------------------
 
     def preset(self, name: str) -> LlamaCppBuilder:
@@ -76,6 +87,7 @@ class LlamaCppBuilder(PresetMethods):
         self, repo: str, file: str | None = None, quant: str | None = None, revision: str = "main"
     ) -> LlamaCppBuilder:
         """Any GGUF repo on the hub; without `file` the planner chooses among its .gguf files."""
+        validate_reference(repo, file or "model.gguf", revision)  # InvalidModelReferenceError, before any request
         built = replace(self, _source=Source("hf", repo, file=file, revision=revision))
         return built.quant(quant) if quant is not None else built
 

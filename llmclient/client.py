@@ -114,13 +114,7 @@ class LlmClient:
         """A client for a local GGUF file, sized to this machine: the builder's `.local(path)` then `init()`."""
         from llmclient.builder import LlamaCppBuilder
 
-        builder = LlamaCppBuilder().local(path)
-        for name, value in settings.items():
-            method = getattr(builder, name, None)
-            if method is None or name.startswith("_") or name in ("init", "init_sync", "plan"):
-                raise TypeError(f"from_path() got an unknown setting {name!r}; use a builder method's name, e.g. ctx")
-            builder = method(value)
-        client: LlmClient = await builder.init()
+        client: LlmClient = await LlamaCppBuilder.for_file(path, **settings).init()
         return client
 
     # --- requests ---------------------------------------------------------------------------------
@@ -249,12 +243,7 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         """`LlmClient.from_path`, blocking: a client for a local GGUF file, sized to this machine."""
         from llmclient.builder import LlamaCppBuilder
 
-        builder = LlamaCppBuilder().local(path)
-        for name, value in settings.items():
-            if name.startswith("_") or name in ("init", "init_sync", "plan") or not hasattr(builder, name):
-                raise TypeError(f"from_path() got an unknown setting {name!r}; use a builder method's name, e.g. ctx")
-            builder = getattr(builder, name)(value)
-        return builder.init_sync()
+        return LlamaCppBuilder.for_file(path, **settings).init_sync()
 
     def chat(self, messages: Messages, **options: Any) -> ChatResult:
         """`LlmClient.chat`, blocking."""

@@ -24,7 +24,6 @@ from llmclient.types import MemoryEstimate
 
 __all__ = ["KV_TYPE_BYTES", "N_UBATCH", "context_cells", "estimate", "layer_devices"]
 
-MIB = 1 << 20
 N_UBATCH = 512
 KV_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32,
                  "q4_1": 20 / 32, "q4_0": 18 / 32}  # fmt: skip

@@ -14,6 +14,7 @@ import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from llmclient.constants import memory_budget_gb
 
@@ -134,17 +135,8 @@ _lock = threading.Lock()
 _backend_ready = False
 
 
-def _llama_cpp_devices() -> tuple[Device, ...]:
-    """llama.cpp's device list through the ggml backend device API. Raises if llama_cpp cannot be used."""
-    global _backend_ready
-    import llama_cpp
-    from llama_cpp import _ggml
-
-    lib = _ggml.libggml
-    with _lock:
-        if not _backend_ready:
-            llama_cpp.llama_backend_init()
-            _backend_ready = True
+def _declare(lib: Any) -> None:
+    """The ctypes signatures of the ggml device functions used here."""
     lib.ggml_backend_dev_count.restype = ctypes.c_size_t
     lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
     lib.ggml_backend_dev_get.restype = ctypes.c_void_p
@@ -158,6 +150,19 @@ def _llama_cpp_devices() -> tuple[Device, ...]:
     lib.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
     lib.ggml_backend_reg_name.argtypes, lib.ggml_backend_reg_name.restype = [ctypes.c_void_p], ctypes.c_char_p
 
+
+def _llama_cpp_devices() -> tuple[Device, ...]:
+    """llama.cpp's device list through the ggml backend device API. Raises if llama_cpp cannot be used."""
+    global _backend_ready
+    import llama_cpp
+    from llama_cpp import _ggml
+
+    lib = _ggml.libggml
+    with _lock:
+        if not _backend_ready:  # once per process: start llama.cpp's backends and declare the C signatures
+            llama_cpp.llama_backend_init()
+            _declare(lib)
+            _backend_ready = True
     devices = []
     for i in range(lib.ggml_backend_dev_count()):
         dev = lib.ggml_backend_dev_get(i)

@@ -13,7 +13,7 @@ from llmclient.estimate import estimate, layer_devices
 from llmclient.hardware import Hardware
 from llmclient.metadata import GgufInfo
 from llmclient.quants import quality_rank, quant_named
-from llmclient.types import MemoryEstimate, ModelFile, Plan, Rejected
+from llmclient.types import MemoryEstimate, ModelFile, Plan, Rejected, format_gb
 
 __all__ = [
     "DEFAULT_CTX_CAP",
@@ -291,16 +291,18 @@ def _nothing_fits(
     ctx = target if asked else min(target, FLOOR_CTX)
     need = est(smallest, ctx, 0)
     available = budget.ram + sum(budget.gpus)
-    where = f"{_gb(budget.ram)} of RAM" + (f" and {_gb(sum(budget.gpus))} of GPU memory" if with_gpu else "")
+    where = f"{format_gb(budget.ram)} of RAM" + (
+        f" and {format_gb(sum(budget.gpus))} of GPU memory" if with_gpu else ""
+    )
     if n_gpu_layers is not None and with_gpu:
         message = (
-            f"{n_gpu_layers} offloaded layers (.gpu_layers) do not fit in {_gb(sum(budget.gpus))} of GPU memory "
+            f"{n_gpu_layers} offloaded layers (.gpu_layers) do not fit in {format_gb(sum(budget.gpus))} of GPU memory "
             f"with any file of this model at {ctx} tokens; ask for fewer, or leave it to the planner. "
         )
     else:
         message = (
             f"no file of this model fits here: the smallest, {smallest.filename} ({smallest.quant_name}), needs "
-            f"{_gb(need.total)} at {ctx} tokens of context, but the budget is {where} (after the safety margin). "
+            f"{format_gb(need.total)} at {ctx} tokens of context, but the budget is {where} (after the safety margin). "
         )
     fixed = need.cpu - need.kv_cache
     fits_ctx = _largest(1, max(ctx, 1), lambda x: fixed + est(smallest, x, 0).kv_cache <= budget.ram)
@@ -378,7 +380,3 @@ def _make_plan(
         rejected=tuple(rejected),
         notes=tuple(notes),
     )
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB"

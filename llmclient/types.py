@@ -43,7 +43,8 @@ class VerifyReport:
 _GB = 1e9
 
 
-def _gb(n: int) -> str:
+def format_gb(n: int) -> str:
+    """Bytes as decimal gigabytes with two places, e.g. `4.37 GB`."""
     return f"{n / _GB:.2f} GB"
 
 
@@ -133,15 +134,15 @@ class Plan:
         return self.n_gpu_layers >= self.layers
 
     def __str__(self) -> str:
-        est = self.estimate
+        est, gb = self.estimate, format_gb
         fa = "on" if self.flash_attn else "off"
         gpu_budget = sum(self.budget_gpu)
         lines = [
-            f"file      {self.file.filename}  ({self.quant}, {_gb(self.file.size)})",
+            f"file      {self.file.filename}  ({self.quant}, {gb(self.file.size)})",
             f"device    {self.device}; {self.threads} CPU threads; flash attention {fa}",
             f"context   {self.n_ctx} tokens; KV cache {self.kv_type}",
-            f"memory    GPU {_gb(sum(est.gpu))} of {_gb(gpu_budget)}   RAM {_gb(est.cpu)} of {_gb(self.budget_ram)}",
-            f"          weights {_gb(est.weights)}, KV cache {_gb(est.kv_cache)}, compute buffers {_gb(est.compute)}",
+            f"memory    GPU {gb(sum(est.gpu))} of {gb(gpu_budget)}   RAM {gb(est.cpu)} of {gb(self.budget_ram)}",
+            f"          weights {gb(est.weights)}, KV cache {gb(est.kv_cache)}, compute buffers {gb(est.compute)}",
         ]
         lines += [f"note      {n}" for n in self.notes]
         rows = [(self.file, est.n_ctx, sum(est.gpu), est.cpu, "chosen")]
@@ -149,7 +150,7 @@ class Plan:
         rows.sort(key=lambda r: quality_rank(r[0].quant))
         lines.append(f"{'quant':<9} {'file size':>10} {'context':>8} {'needs GPU':>10} {'needs RAM':>10}  verdict")
         for file, ctx, gpu, ram, verdict in rows:
-            lines.append(f"{file.quant_name:<9} {_gb(file.size):>10} {ctx:>8} {_gb(gpu):>10} {_gb(ram):>10}  {verdict}")
+            lines.append(f"{file.quant_name:<9} {gb(file.size):>10} {ctx:>8} {gb(gpu):>10} {gb(ram):>10}  {verdict}")
         return "\n".join(lines)
 
 

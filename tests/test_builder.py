@@ -201,6 +201,10 @@ def test_builders_are_immutable_and_validate_their_settings() -> None:
             bad()
     with pytest.raises(UnknownPresetError, match="Did you mean .*llama3_1_8b_instruct"):
         base.preset("llama3_1_8b_instrct")
+    with pytest.raises(llmclient.InvalidModelReferenceError, match="is not of the form 'owner/name'"):
+        base.hf("just-a-name")
+    with pytest.raises(TypeError, match="unknown setting 'contxt'"):
+        LlamaCppBuilder.for_file("model.gguf", contxt=4096)
 
 
 async def test_a_cancelled_init_leaves_no_model_loaded(smollm2: Path) -> None:

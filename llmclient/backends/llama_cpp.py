@@ -61,7 +61,6 @@ class LlamaCppBackend:
             n_threads_batch=threads,
             flash_attn=settings.flash_attn,
             swa_full=False,
-            chat_format=settings.chat_format,
             tensor_split=list(settings.tensor_split) or None,
             seed=settings.seed,
             verbose=settings.verbose,
