@@ -7,7 +7,9 @@ ignoring end-of-text so every run generates them all), runs interleaved for `--r
 - `raw stream (defaults)`: `Llama.create_chat_completion(stream=True)` as users get it (llama-cpp-python's
   default threads: half the logical CPUs);
 - `raw stream (same threads)` and `generate (same threads)`: the same, and a bare `Llama.generate` loop over
-  the formatted prompt, with the plan's threads.
+  the formatted prompt, with the plan's threads;
+- `bare lean loop (same threads)`: the floor: `llama_decode` + a native greedy sampler + detokenization and
+  nothing else (no worker, no event loop, no stop sequences), to show what a decode loop of our own can gain.
 
 Each system runs in a fresh process per measurement. Also: the event loop's lag while llmclient generates (a
 1 ms ticker, in a separate run so that its own CPU use does not count against the speed), the second turn's
@@ -63,8 +65,28 @@ def raw_generate(llm: Any, tokens: list[int], n: int) -> tuple[float, float]:
     return first - start, (count - 1) / (end - first)
 
 
-async def ours(client: LlmClient, n: int, tick: bool) -> tuple[float, float, float]:
-    """(time to first token, tokens/s, max event-loop lag in ms) through the facade; the lag only with `tick`
+def bare_lean(llm: Any, tokens: list[int], n: int) -> tuple[float, float]:
+    """The same over llama.cpp's low-level API with nothing around it."""
+    ctx, vocab = llm._ctx.ctx, llama_cpp.llama_model_get_vocab(llm._model.model)
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    prompt, one, piece = (llama_cpp.llama_token * len(tokens))(*tokens), (llama_cpp.llama_token * 1)(), bytes(64)
+    start, first, count = time.perf_counter(), 0.0, 0
+    llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(prompt, len(tokens)))
+    while count < n:
+        one[0] = llama_cpp.llama_sampler_sample(chain, ctx, -1)
+        llama_cpp.llama_token_to_piece(vocab, one[0], piece, len(piece), 0, False)
+        count += 1
+        first = first or time.perf_counter()
+        llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
+    end = time.perf_counter()
+    llama_cpp.llama_sampler_free(chain)
+    return first - start, (count - 1) / (end - first)
+
+
+async def ours(client: LlmClient, n: int, tick: bool) -> tuple[float, float, float, float]:
+    """(time to first token, tokens/s, p99 and max event-loop lag in ms) through the facade; the lag only with `tick`
     (the 1 ms ticker itself costs CPU on a small machine, so the speed is taken from a run without it)."""
     lags: list[float] = []
     done = anyio.Event()
@@ -85,7 +107,9 @@ async def ours(client: LlmClient, n: int, tick: bool) -> tuple[float, float, flo
                 first = first or time.perf_counter()
         end = time.perf_counter()
         done.set()
-    return first - start, (count - 1) / (end - first), max(lags, default=0.0)
+    lags.sort()
+    p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
+    return first - start, (count - 1) / (end - first), p99, max(lags, default=0.0)
 
 
 async def second_turn_and_cancel(client: LlmClient) -> tuple[float, float]:
@@ -113,10 +137,10 @@ async def one(system: str, model: Path, n: int, threads: int, gpu: bool) -> dict
     if system == "ours":
         client = await LlmClient.from_path(model, ctx=n_ctx, threads=threads)
         await client.chat("Hi", max_tokens=8)  # warm up, without caching the measured prompt
-        ttft, rate, _ = await ours(client, n, tick=False)
+        ttft, rate, _, _ = await ours(client, n, tick=False)
         await client.chat("Hi", max_tokens=8)
-        _, _, lag = await ours(client, n, tick=True)
-        result = {"ttft": ttft, "rate": rate, "lag": lag}
+        _, _, p99, lag = await ours(client, n, tick=True)
+        result = {"ttft": ttft, "rate": rate, "lag": lag, "lag_p99": p99}
         if n > 16:
             result["second"], result["cancel"] = await second_turn_and_cancel(client)
         await client.close()
@@ -126,11 +150,11 @@ async def one(system: str, model: Path, n: int, threads: int, gpu: bool) -> dict
         extra["n_gpu_layers"] = -1  # everything on the GPU, as the plan does there
     llm = llama_cpp.Llama(path, n_ctx=n_ctx, flash_attn=True, verbose=False, **extra)
     raw_stream(llm, 8)  # warm up
-    if system == "generate":
+    if system in ("generate", "lean"):
         template = llm.metadata["tokenizer.chat_template"]
         formatted = llama_cpp.llama_chat_format.Jinja2ChatFormatter(template, "<|im_end|>", "<|im_start|>")
         tokens = llm.tokenize(formatted(messages=PROMPT).prompt.encode(), add_bos=False, special=True)
-        ttft, rate = raw_generate(llm, tokens, n)
+        ttft, rate = (raw_generate if system == "generate" else bare_lean)(llm, tokens, n)
     else:
         ttft, rate = raw_stream(llm, n)
     return {"ttft": ttft, "rate": rate}
@@ -153,7 +177,7 @@ def main() -> None:
         print(json.dumps(anyio.run(one, args.one, args.model, args.tokens, args.threads, args.gpu)))
         return
     threads = threads_for(detect(), fully_offloaded=args.gpu)
-    systems = ("ours", "defaults", "same", "generate")
+    systems = ("ours", "defaults", "same", "generate", "lean")
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in systems}
     for _ in range(args.rounds):
         for system in systems:
@@ -173,16 +197,19 @@ def main() -> None:
     print("| system | tokens/s median (min-max) | time to first token, ms |\n|---|---|---|")
     labels = {"ours": "llmclient stream", "defaults": "raw create_chat_completion stream, defaults",
               "same": f"raw create_chat_completion stream, {threads} threads",
-              "generate": f"raw Llama.generate loop, {threads} threads"}  # fmt: skip
+              "generate": f"raw Llama.generate loop, {threads} threads",
+              "lean": f"bare lean loop (no facade), {threads} threads"}  # fmt: skip
     for name, label in labels.items():
         rates, ttfts = [r["rate"] for r in runs[name]], [r["ttft"] * 1000 for r in runs[name]]
         print(f"| {label} | {summary(rates)} | {summary(ttfts)} |")
     ours_rate = med("ours", "rate")
     print(f"\nMedian tokens/s ratios: llmclient / raw stream at defaults = {ours_rate / med('defaults', 'rate'):.2f}; "
           f"llmclient / raw stream at equal threads = {ours_rate / med('same', 'rate'):.2f}; "
-          f"llmclient / generate at equal threads = {ours_rate / med('generate', 'rate'):.2f}.")  # fmt: skip
+          f"llmclient / generate at equal threads = {ours_rate / med('generate', 'rate'):.2f}; "
+          f"bare lean loop / generate = {med('lean', 'rate') / med('generate', 'rate'):.2f}.")  # fmt: skip
     print(
-        f"Event-loop lag while llmclient generates (max per run, ms): {summary([r['lag'] for r in runs['ours']])}. "
+        f"Event-loop lag while llmclient generates, ms: p99 {summary([r['lag_p99'] for r in runs['ours']])}, "
+        f"max {summary([r['lag'] for r in runs['ours']])}. "
         f"Second turn of a multi-turn chat, time to first token: {med('ours', 'second') * 1000:.1f} ms. "
         f"Cancel -> next request's first token: {med('ours', 'cancel') * 1000:.1f} ms."
     )

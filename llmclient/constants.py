@@ -27,6 +27,21 @@ DEFAULT_MAX_RETRIES = 5
 MEMORY_GB_ENV = "LLMCLIENT_MEMORY_GB"
 
 
+#: How much the model's worker thread lowers its scheduling priority (Linux nice increment; 0 keeps it as is).
+WORKER_NICE_ENV = "LLMCLIENT_WORKER_NICE"
+DEFAULT_WORKER_NICE = 10
+
+
+def worker_nice() -> int:
+    """`$LLMCLIENT_WORKER_NICE` (0-19) or the default: the nice increment of the model's worker thread."""
+    value = os.environ.get(WORKER_NICE_ENV, "").strip()
+    if not value:
+        return DEFAULT_WORKER_NICE
+    if not value.isdigit() or int(value) > 19:
+        raise ValueError(f"{WORKER_NICE_ENV}={value!r} must be a whole number from 0 to 19; or unset it")
+    return int(value)
+
+
 def memory_budget_gb() -> float | None:
     """`$LLMCLIENT_MEMORY_GB` as a number of GB, or None when unset."""
     value = os.environ.get(MEMORY_GB_ENV, "").strip()

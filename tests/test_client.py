@@ -12,6 +12,8 @@ from llmclient import ChatResult, ClientClosedError, LlmClient
 
 pytestmark = pytest.mark.anyio
 
+STORY = "Write a long story about a lighthouse keeper and a storm."
+
 
 async def test_concurrent_requests_run_one_at_a_time_and_report_their_wait(smollm2: Path) -> None:
     results: dict[int, ChatResult] = {}
@@ -213,3 +215,35 @@ async def test_the_client_runs_on_asyncio_and_trio(smollm2: Path, anyio_backend:
         assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text
         pieces = [c.text async for c in client.stream("Count from 1 to 5.", max_tokens=12)]
     assert len(pieces) > 3
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_the_event_loop_keeps_ticking_during_a_long_generation(smollm2: Path, anyio_backend: str) -> None:
+    """A 1 ms ticker runs beside a 256-token stream: its lag stays under 2 ms at the 99th percentile in every
+    attempt and under 5 ms at the worst in at least one of three. (The kernel may still stall any thread now and
+    then on a shared 2-core machine; code of ours that blocked the loop would show in every attempt.)"""
+    attempts: list[tuple[float, float, int]] = []
+
+    async def ticker(lags: list[float], done: anyio.Event) -> None:
+        while not done.is_set():
+            before = anyio.current_time()
+            await anyio.sleep(0.001)
+            lags.append((anyio.current_time() - before - 0.001) * 1000)
+
+    async with await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0) as client:
+        await client.chat("Hi", max_tokens=4)
+        for _ in range(3):
+            lags: list[float] = []
+            done = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ticker, lags, done)
+                chunks = [c async for c in client.stream(STORY, max_tokens=256)]
+                done.set()
+            assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 256
+            lags.sort()
+            attempts.append((lags[int(len(lags) * 0.99)], lags[-1], len(lags)))
+            if lags[-1] < 5.0:
+                break
+    assert all(ticks > 300 for _, _, ticks in attempts), f"the ticker hardly ran: {attempts}"
+    assert all(p99 < 2.0 for p99, _, _ in attempts), f"(p99 ms, max ms, ticks) per attempt: {attempts}"
+    assert min(worst for _, worst, _ in attempts) < 5.0, f"(p99 ms, max ms, ticks) per attempt: {attempts}"
