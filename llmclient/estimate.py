@@ -6,8 +6,9 @@ The estimate follows what llama.cpp allocates (checked against real loads on CPU
   Offloading counts from the end: the output head goes first (n_gpu_layers=1), then the last layers, so
   block_count + 1 offloads everything; a tied output head on the GPU is a copy of the embedding;
 - KV cache: per layer, cells x (key + value length x KV heads) x bytes of the cache type, on the layer's device.
-  Cells are n_ctx rounded up to 256; a sliding-window layer (gemma2/3, cohere2) holds window + n_ubatch cells
-  (rounded up to 256) when that is smaller, as llama.cpp does with `swa_full=False`;
+  Cells are n_ctx rounded up to 256 (one cache shared by every sequence decoded together, `kv_unified`); a
+  sliding-window layer (gemma2/3, cohere2) holds window x sequences + n_ubatch cells (rounded up to 256) when
+  that is smaller, as llama.cpp does with `swa_full=False`;
 - compute buffers: on the device holding the output head, the logits of one micro-batch (n_vocab x n_ubatch
   floats) plus two hidden states and the attention mask; on a device holding only layers, the larger of the
   feed-forward activations and (without flash attention) the attention scores;
@@ -67,8 +68,11 @@ def estimate(
     flash_attn: bool = True,
     kv_type: str = "f16",
     n_ubatch: int = N_UBATCH,
+    n_seq_max: int = 1,
 ) -> MemoryEstimate:
     """The memory llama.cpp will allocate for `info` at `n_ctx` with `n_gpu_layers` offloaded.
+
+    `n_ctx` is the whole KV cache in tokens, shared by up to `n_seq_max` sequences decoded in one batch.
 
     `gpu_split`: the share of offloaded layers each GPU takes (llama.cpp's default: by free memory). Layers are
     offloaded from the last; `n_gpu_layers = block_count + 1` offloads everything, the output head included.
@@ -86,7 +90,7 @@ def estimate(
     for il in range(n_layer):
         layer_cells = cells
         if info.swa_layers[il]:
-            layer_cells = min(cells, _pad(info.sliding_window + ubatch))
+            layer_cells = min(cells, _pad(info.sliding_window * n_seq_max + ubatch))
         kv = int(layer_cells * (info.key_length + info.value_length) * info.head_count_kv[il] * kv_bytes)
         if devices[il] < 0:
             cpu_weights += info.layer_bytes[il]
@@ -115,7 +119,7 @@ def estimate(
         cpu_compute = max(end_peak, layer_peak if -1 in devices[:n_layer] else 0)
     else:  # inputs staged in host memory
         cpu_compute = ubatch * f32 * 2 * info.embedding_length + mask
-    cpu_compute += info.vocab_size * f32  # the logits kept for the caller
+    cpu_compute += info.vocab_size * f32 * n_seq_max  # the logits kept for the caller, one row per sequence
     gpu = tuple(w + k + c for w, k, c in zip(gpu_weights, gpu_kv, gpu_compute, strict=True))
     return MemoryEstimate(
         n_ctx=cells,

@@ -17,6 +17,7 @@ from llmclient.types import MemoryEstimate, ModelFile, Plan, Rejected, format_gb
 
 __all__ = [
     "DEFAULT_CTX_CAP",
+    "DEFAULT_PARALLEL",
     "GPU_HEADROOM",
     "MIN_CTX",
     "QUALITY_FLOOR",
@@ -29,6 +30,8 @@ __all__ = [
 MIB = 1 << 20
 #: Without an asked context: the largest up to the trained length and this cap that fits.
 DEFAULT_CTX_CAP = 8192
+#: Requests decoded together in one batch unless asked otherwise (each up to the plan's context).
+DEFAULT_PARALLEL = 4
 #: The trained context assumed for a file that does not state one.
 UNKNOWN_TRAINED_CTX = 4096
 #: The smallest context tried before a smaller quant or partial offload is preferred over a shorter context.
@@ -123,6 +126,7 @@ def plan(
     kv_type: str = "f16",
     reference: GgufInfo | None = None,
     notes: Sequence[str] = (),
+    parallel: int | None = None,
 ) -> Plan:
     """Choose the file, context, GPU layers and threads for this machine; explain every candidate's fate.
 
@@ -143,6 +147,10 @@ def plan(
     5. CPU only (no GPU, `cpu_only`, or nothing offloadable): the best quant that fits in RAM, trying the target
        context, then down to 2048, then down to 512.
     6. Nothing fits even at 512 tokens: `InsufficientMemoryError`, naming the smallest need and what would fit.
+    7. Parallel requests, last, with what memory is left: up to `parallel` (default 4) sequences decode in one
+       batch and share one KV cache of between one context and `parallel` contexts, the most that fits. A
+       request reserves its prompt plus max_tokens of it and waits while that is not free. If even one context
+       per sequence does not fit (a sliding-window cache grows with the sequences), fewer sequences.
 
     Budgets: each GPU's free memory minus max(512 MiB, 3% of its total); available RAM minus max(1 GiB, 10% of
     the total). An explicit `hardware.budget` replaces the GPU free memory (or the RAM, without GPUs).
@@ -151,6 +159,8 @@ def plan(
         raise ValueError("no model files to plan among")
     if n_ctx is not None and n_ctx < 1:
         raise ValueError(f"n_ctx must be a positive number of tokens, got {n_ctx}")
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"parallel must be a positive number of requests, got {parallel}")
     budget = _budget(hardware, cpu_only)
     gpus = () if cpu_only else hardware.gpus
     split = tuple(float(b) for b in budget.gpus) if gpus else ()
@@ -160,9 +170,9 @@ def plan(
     candidates = _candidates(files, quant)
     infos = {c.filename: _info(c, reference) for c in candidates}
 
-    def est(c: ModelFile, ctx: int, ngl: int) -> MemoryEstimate:
+    def est(c: ModelFile, ctx: int, ngl: int, seqs: int = 1) -> MemoryEstimate:
         return estimate(infos[c.filename], ctx, ngl if gpus else 0, gpu_split=split or (1.0,),
-                        flash_attn=flash_attn, kv_type=kv_type)  # fmt: skip
+                        flash_attn=flash_attn, kv_type=kv_type, n_seq_max=seqs)  # fmt: skip
 
     def ctx_range(c: ModelFile) -> tuple[int, int]:
         if n_ctx is not None:
@@ -219,7 +229,33 @@ def plan(
         split,
         n_ctx is not None,
     )
-    return replace(made, notes=(*made.notes, *notes)) if notes else made
+    seqs, kv_tokens, shared = _parallel(chosen, parallel or DEFAULT_PARALLEL, budget, est)
+    extra = [*notes]
+    if seqs < (parallel or DEFAULT_PARALLEL):
+        wanted = parallel or DEFAULT_PARALLEL
+        extra.append(f"{seqs} request(s) at once, not {wanted}: the KV cache for more does not fit")
+    if seqs > 1 and kv_tokens < seqs * chosen.n_ctx:
+        extra.append(
+            f"the {seqs} parallel requests share {kv_tokens} tokens of KV cache (what fits); a request waits "
+            "while its prompt + max_tokens is not free"
+        )
+    return replace(made, parallel=seqs, kv_tokens=kv_tokens, estimate=shared, notes=(*made.notes, *extra))
+
+
+def _parallel(chosen: _Option, want: int, budget: _Budget, est: Callable[..., MemoryEstimate]
+              ) -> tuple[int, int, MemoryEstimate]:  # fmt: skip
+    """(sequences, KV cache tokens, estimate): the most KV, up to `want` contexts, for the most sequences."""
+    c, ctx, ngl = chosen.file, chosen.n_ctx, chosen.n_gpu_layers
+    step = 256 if ctx % 256 == 0 else 1
+    for seqs in range(want, 1, -1):
+
+        def fits(tokens: int, seqs: int = seqs) -> bool:
+            return budget.fits(est(c, tokens, ngl, seqs))
+
+        kv = _largest(ctx, ctx * seqs, fits, step)
+        if kv is not None:
+            return seqs, kv, est(c, kv, ngl, seqs)
+    return 1, ctx, chosen.est
 
 
 def _candidates(files: Sequence[ModelFile], quant: str | None) -> list[ModelFile]:

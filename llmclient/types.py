@@ -123,6 +123,10 @@ class Plan:
     rejected: tuple[Rejected, ...]
     notes: tuple[str, ...] = ()
     """Why the context and offload are what they are, in words."""
+    parallel: int = 1
+    """Requests decoded together in one batch (llama.cpp's `n_seq_max`); more wait in the queue."""
+    kv_tokens: int = 0
+    """Tokens the shared KV cache holds, across the parallel requests (0: `n_ctx`)."""
 
     @property
     def quant(self) -> str:
@@ -140,7 +144,8 @@ class Plan:
         lines = [
             f"file      {self.file.filename}  ({self.quant}, {gb(self.file.size)})",
             f"device    {self.device}; {self.threads} CPU threads; flash attention {fa}",
-            f"context   {self.n_ctx} tokens; KV cache {self.kv_type}",
+            f"context   {self.n_ctx} tokens per request; {self.parallel} at once sharing a KV cache of "
+            f"{self.kv_tokens or self.n_ctx} tokens ({self.kv_type})",
             f"memory    GPU {gb(sum(est.gpu))} of {gb(gpu_budget)}   RAM {gb(est.cpu)} of {gb(self.budget_ram)}",
             f"          weights {gb(est.weights)}, KV cache {gb(est.kv_cache)}, compute buffers {gb(est.compute)}",
         ]

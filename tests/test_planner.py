@@ -214,7 +214,8 @@ def test_a_split_model_is_one_candidate_sized_by_all_its_shards(llama7b: list[Mo
     others = [f for f in llama7b if f.quant_name != "Q8_0"]
     chosen = plan([split, *others], machine(gpu("CUDA0", 24, 23.5)), reference=others[0].info)
     assert chosen.file is split and chosen.quant == "Q8_0"
-    assert sum(chosen.estimate.gpu) == pytest.approx(estimate(whole.info, 8192, 33).gpu[0], rel=0.01)  # type: ignore[arg-type]
+    expected = estimate(whole.info, chosen.kv_tokens, 33, n_seq_max=chosen.parallel).gpu[0]  # type: ignore[arg-type]
+    assert sum(chosen.estimate.gpu) == pytest.approx(expected, rel=0.01)
 
 
 def test_plan_prints_a_readable_table(llama70b: list[ModelFile]) -> None:
@@ -225,3 +226,24 @@ def test_plan_prints_a_readable_table(llama70b: list[ModelFile]) -> None:
     header = next(i for i, line in enumerate(lines) if line.startswith("quant"))
     assert [line.split()[0] for line in lines[header + 1 :]] == list(QUANTS)
     assert "chosen" in lines[header + 4]
+
+
+def test_parallel_requests_share_what_memory_is_left_after_the_model_and_one_context(
+    llama7b: list[ModelFile],
+) -> None:
+    roomy = plan(llama7b, machine(gpu("CUDA0", 80, 79)))
+    assert (roomy.parallel, roomy.kv_tokens) == (4, 4 * roomy.n_ctx), "the default: 4 full contexts when they fit"
+    assert roomy.quant == "Q8_0"
+    one = plan(llama7b, machine(gpu("CUDA0", 80, 79)), parallel=1)
+    assert (one.parallel, one.kv_tokens) == (1, one.n_ctx) and one.estimate.total < roomy.estimate.total
+    # 8 GB: Q4_K_M with 8k fits, and what is left holds more KV than one context but less than four
+    tight = plan(llama7b, machine(gpu("CUDA0", 8, 7.6)))
+    single = plan(llama7b, machine(gpu("CUDA0", 8, 7.6)), parallel=1)
+    assert tight.quant == single.quant and tight.n_ctx == single.n_ctx == 8192, "parallel never costs quality"
+    assert tight.parallel == 4 and tight.n_ctx < tight.kv_tokens < 4 * tight.n_ctx
+    assert any("share" in note for note in tight.notes)
+    assert sum(tight.estimate.gpu) <= tight.budget_gpu[0]
+    bigger = estimate(tight.file.info, tight.kv_tokens + 256, 33, n_seq_max=4).gpu[0]  # type: ignore[arg-type]
+    assert bigger > tight.budget_gpu[0], "the most KV that fits"
+    with pytest.raises(ValueError, match="parallel"):
+        plan(llama7b, machine(gpu("CUDA0", 80, 79)), parallel=0)
