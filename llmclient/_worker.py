@@ -1,8 +1,9 @@
-"""The worker thread that owns a model: loads it, then runs requests one at a time, first come first served.
+"""The worker thread that owns a model: loads it, then serves requests first come first served.
 
-Nothing but this thread touches the backend (a `llama_cpp.Llama` is not thread-safe). Results travel back to
-the caller's event loop without blocking the worker: `call_soon_threadsafe` on asyncio, anyio's portal
-otherwise.
+Nothing but this thread touches the backend (llama.cpp's model and context are not thread-safe). Between two
+decode steps it takes new requests: the oldest waiting one starts as soon as the backend has room for it (a
+free sequence and its KV space), and nothing overtakes it. Results travel back to the caller's event loop
+without blocking the worker: `call_soon_threadsafe` on asyncio, anyio's portal otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from llmclient.backends import Backend, GenerateRequest, Piece
+from llmclient.backends import Backend, GenerateRequest, Piece, Prepared
 from llmclient.constants import worker_nice
 from llmclient.errors import ClientClosedError, GenerationError, LlmClientError
 
@@ -102,6 +103,17 @@ class Job:
     """`time.perf_counter()` when it was queued."""
     started: float | None = None
     """When the worker began it (None while it waits)."""
+    prepared: Prepared | None = None
+    finished: bool = False
+
+    def deliver(self, item: Piece | BaseException) -> None:
+        """What the backend reports, passed on; an error or a finish reason ends the job."""
+        if isinstance(item, BaseException):
+            item = _as_client_error(item)
+            self.finished = True
+        elif item.finish_reason is not None:
+            self.finished = True
+        self.emit(item)
 
 
 class Worker:
@@ -113,8 +125,8 @@ class Worker:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
-        self._current: Job | None = None
         self._waiting_lock = threading.Lock()
+        self._running: list[Job] = []
         self._waiting_jobs: dict[int, Job] = {}
         self.backend: Backend | None = None
         self.closed = False
@@ -143,12 +155,13 @@ class Worker:
             return sum(1 for job in self._waiting_jobs.values() if not job.cancel.is_set())
 
     def stop(self) -> None:
-        """Ask the thread to finish: the running job stops at its next token, queued ones fail with
+        """Ask the thread to finish: running requests stop at the next step, queued ones fail with
         `ClientClosedError`, the model is freed."""
         self.closed = True
-        current = self._current
-        if current is not None:
-            current.cancel.set()
+        with self._waiting_lock:
+            running = list(self._running)
+        for job in running:
+            job.cancel.set()
         self._jobs.put(None)
 
     async def join(self) -> None:
@@ -164,42 +177,100 @@ class Worker:
             return
         finally:
             self._loaded.set()
-        while True:
-            job = self._jobs.get()
-            if job is not None:
-                with self._waiting_lock:
-                    self._waiting_jobs.pop(id(job), None)
-            if job is None or self.backend is None or self.closed:
-                if job is not None:
-                    job.emit(ClientClosedError("the client was closed before this request ran"))
-                break
-            if job.cancel.is_set():
-                continue
-            job.started = time.perf_counter()
-            self._current = job
-            try:
-                self.backend.generate(job.request, job.emit, job.cancel.is_set)
-            except LlmClientError as error:  # ours already says what to do: delivered to the caller as is
-                job.emit(error)
-            except Exception as error:  # delivered to the request's caller; the worker goes on
-                logger.warning("generation failed: %r", error)
-                failure = GenerationError(f"the model failed while answering: {type(error).__name__}: {error}")
-                failure.__cause__ = error
-                job.emit(failure)
-            finally:
-                self._current = None
-        self._drain()
-        if self.backend is not None:
-            try:
-                self.backend.close()
-            except Exception as error:
-                logger.warning("closing the model failed: %s", error)
+        backend = self.backend
+        waiting: collections.deque[Job] = collections.deque()
+        stopping = False
+        while not stopping or backend.active:
+            stopping = self._collect(waiting, block=not backend.active and not waiting) or stopping
+            if stopping:
+                self._fail(waiting)
+            self._start_waiting(backend, waiting)
+            if backend.active:
+                try:
+                    backend.step()
+                except Exception as error:  # a bug of ours: fail what runs rather than hang it
+                    logger.exception("decode step failed")
+                    self._fail_running(error)
+            self._forget_finished()
+        self._fail(waiting)
+        try:
+            backend.close()
+        except Exception as error:
+            logger.warning("closing the model failed: %s", error)
 
-    def _drain(self) -> None:
+    def _collect(self, waiting: collections.deque[Job], block: bool) -> bool:
+        """Move newly submitted jobs to `waiting` (waiting for one if `block`); True once `stop` was called."""
         while True:
             try:
-                job = self._jobs.get_nowait()
+                job = self._jobs.get() if block else self._jobs.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            waiting.append(job)
+            block = False
+
+    def _start_waiting(self, backend: Backend, waiting: collections.deque[Job]) -> None:
+        """Start waiting jobs in order while the backend has room; the first that does not fit blocks the rest."""
+        while waiting:
+            job = waiting[0]
+            if job.cancel.is_set():
+                waiting.popleft()
+                self._unwait(job)
+                job.emit(Piece("", "cancelled"))
+                continue
+            try:
+                if job.prepared is None:
+                    job.prepared = backend.prepare(job.request)
+                started = backend.start(job.prepared, job.deliver, job.cancel.is_set)
+            except Exception as error:
+                waiting.popleft()
+                self._unwait(job)
+                job.emit(_as_client_error(error))
+                continue
+            if not started:
+                return
+            waiting.popleft()
+            job.started = time.perf_counter()
+            with self._waiting_lock:
+                self._waiting_jobs.pop(id(job), None)
+                self._running.append(job)
+
+    def _forget_finished(self) -> None:
+        with self._waiting_lock:
+            self._running = [job for job in self._running if not job.finished]
+
+    def _fail_running(self, error: BaseException) -> None:
+        with self._waiting_lock:
+            running, self._running = self._running, []
+        for job in running:
+            job.cancel.set()
+            job.deliver(error)
+
+    def _unwait(self, job: Job) -> None:
+        with self._waiting_lock:
+            self._waiting_jobs.pop(id(job), None)
+
+    def _fail(self, waiting: collections.deque[Job]) -> None:
+        while waiting:
+            job = waiting.popleft()
+            self._unwait(job)
+            job.emit(ClientClosedError("the client was closed before this request ran"))
+        while True:
+            try:
+                queued = self._jobs.get_nowait()
             except queue.Empty:
                 return
-            if job is not None:
-                job.emit(ClientClosedError("the client was closed before this request ran"))
+            if queued is not None:
+                self._unwait(queued)
+                queued.emit(ClientClosedError("the client was closed before this request ran"))
+
+
+def _as_client_error(error: BaseException) -> BaseException:
+    """An error for the request's caller: ours as they are (they say what to do), others wrapped with the cause."""
+    if isinstance(error, LlmClientError):
+        return error
+    logger.warning("generation failed: %r", error)
+    failure = GenerationError(f"the model failed while answering: {type(error).__name__}: {error}")
+    failure.__cause__ = error
+    return failure

@@ -65,6 +65,7 @@ class LlamaCppBuilder(PresetMethods):
     _system_prompt: str | None = None
     _chat_format: str | None = None
     _max_queue: int | None = None
+    _parallel: int | None = None
     _sampling: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     @classmethod
@@ -160,10 +161,16 @@ class LlamaCppBuilder(PresetMethods):
         return replace(self, _chat_format=name)
 
     def max_queue(self, n: int) -> LlamaCppBuilder:
-        """At most `n` requests wait while one runs; one more gets `BusyError` at once (default: no limit)."""
+        """At most `n` requests wait for a place among those running; one more gets `BusyError` at once
+        (default: no limit)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"max_queue must be a whole number >= 0, got {n!r}")
         return replace(self, _max_queue=n)
+
+    def parallel(self, n: int) -> LlamaCppBuilder:
+        """Decode up to `n` requests together in one batch (default: 4, fewer if their KV cache does not fit);
+        1 serves them one at a time."""
+        return replace(self, _parallel=_positive_int("parallel", n))
 
     def _with(self, name: str, value: Any) -> LlamaCppBuilder:
         return replace(self, _sampling=(*((k, v) for k, v in self._sampling if k != name), (name, value)))
@@ -225,6 +232,7 @@ class LlamaCppBuilder(PresetMethods):
             threads=self._threads,
             reference=candidates.reference,
             notes=candidates.notes,
+            parallel=self._parallel,
         )
         return chosen, candidates
 
@@ -256,6 +264,8 @@ class LlamaCppBuilder(PresetMethods):
             flash_attn=chosen.flash_attn,
             chat_format=chat_format,
             tensor_split=chosen.tensor_split,
+            parallel=chosen.parallel,
+            kv_tokens=chosen.kv_tokens,
         )
         worker = Worker(lambda: LlamaCppBackend(path, settings), name=f"llmclient-{path.name}")
         try:

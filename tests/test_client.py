@@ -15,9 +15,9 @@ pytestmark = pytest.mark.anyio
 STORY = "Write a long story about a lighthouse keeper and a storm."
 
 
-async def test_concurrent_requests_run_one_at_a_time_and_report_their_wait(smollm2: Path) -> None:
+async def test_with_parallel_1_requests_run_one_at_a_time_and_report_their_wait(smollm2: Path) -> None:
     results: dict[int, ChatResult] = {}
-    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_tokens=24) as client:
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_tokens=24, parallel=1) as client:
 
         async def ask(i: int) -> None:
             results[i] = await client.chat(f"Write the number {i} in words.")
@@ -47,7 +47,7 @@ async def test_leaving_a_stream_early_frees_the_model_and_close_is_final(smollm2
 
 
 async def test_close_stops_the_running_request_and_fails_the_queued_ones(smollm2: Path) -> None:
-    client = await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0)
+    client = await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0, parallel=1)
     outcomes: dict[str, object] = {}
 
     async def ask(key: str) -> None:
@@ -161,7 +161,7 @@ async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_call
         quick = await client.chat("What is the capital of France? One word.", max_tokens=8)
         assert "Paris" in quick.text and quick.timings.queued < 0.2, "the timed-out request stopped at once"
 
-        real = LlamaCppBackend.prompt_tokens
+        real = LlamaCppBackend.prepare
         calls = {"n": 0}
 
         def fails_once(self: LlamaCppBackend, request: object) -> object:
@@ -170,16 +170,16 @@ async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_call
                 raise RuntimeError("simulated fault inside the worker")  # a disk or driver fault cannot be real here
             return real(self, request)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(LlamaCppBackend, "prompt_tokens", fails_once)
+        monkeypatch.setattr(LlamaCppBackend, "prepare", fails_once)
         with pytest.raises(GenerationError, match="simulated fault") as raised:
             await client.chat("hello")
         assert isinstance(raised.value.__cause__, RuntimeError)
         assert "Paris" in (await client.chat("What is the capital of France? One word.", max_tokens=8)).text
 
 
-async def test_twenty_concurrent_chats_are_each_answered_as_if_alone(smollm2: Path) -> None:
+async def test_twenty_concurrent_chats_one_at_a_time_are_answered_in_order_as_if_alone(smollm2: Path) -> None:
     questions = [f"What is {n} plus {n}?" for n in range(4)]
-    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_tokens=12) as client:
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_tokens=12, parallel=1) as client:
         alone = {q: (await client.chat(q)).text for q in questions}
         answers: list[tuple[int, str, float]] = []
 

@@ -1,7 +1,8 @@
 """Inference engines behind one small protocol; `llama_cpp` is the first.
 
-A backend owns a loaded model and runs requests on it one at a time, streaming text pieces back and stopping
-when asked. The async facade (`llmclient.client.LlmClient`) is the only caller.
+A backend owns a loaded model and advances the requests it runs together one step at a time, streaming text
+pieces back and stopping when asked. The worker thread (`llmclient._worker`) is the only caller: it prepares
+each request, starts it when the backend has room, and steps while anything runs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Backend", "GenerateRequest", "Piece"]
+__all__ = ["Backend", "GenerateRequest", "Piece", "Prepared"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,41 @@ class Piece:
     """Prompt tokens whose KV cache was reused from the previous request (not evaluated again)."""
 
 
-class Backend(Protocol):
-    """A loaded model that generates under a cancel signal. Its methods block: call them from a worker."""
+@dataclass(frozen=True)
+class Prepared:
+    """A request turned into the model's tokens, ready to start."""
 
-    def generate(self, request: GenerateRequest, emit: Callable[[Piece], None], cancelled: Callable[[], bool]) -> None:
-        """Run `request`, calling `emit` for each piece of text and once more at the end; stop soon after
-        `cancelled()` turns true, ending with finish reason `cancelled`."""
+    tokens: list[int]
+    stops: list[str]
+    """Stop sequences: the caller's and the chat template's."""
+    max_tokens: int
+    sampling: dict[str, Any]
+    """Sampler settings (temperature, top_k, top_p, min_p, repeat_penalty, seed)."""
+
+
+class Backend(Protocol):
+    """A loaded model that runs requests side by side. Its methods block: call them from one worker thread."""
+
+    def prepare(self, request: GenerateRequest) -> Prepared:
+        """Tokenize `request` (through the chat template for messages); raises for a prompt that cannot run."""
+        ...
+
+    def start(
+        self, prepared: Prepared, emit: Callable[[Piece | BaseException], None], cancelled: Callable[[], bool]
+    ) -> bool:
+        """Begin `prepared` if there is room (a free sequence and its KV space); False leaves it to wait.
+
+        From then on each `step` may call `emit` with text; the last call carries the finish reason (`stop`,
+        `length`, or `cancelled` soon after `cancelled()` turns true) or an exception."""
+        ...
+
+    def step(self) -> None:
+        """Advance every started request by one decode (a token each, or a chunk of a prompt)."""
+        ...
+
+    @property
+    def active(self) -> int:
+        """Requests started and not finished."""
         ...
 
     def count_tokens(self, text: str) -> int:

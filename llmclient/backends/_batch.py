@@ -1,0 +1,290 @@
+"""Continuous batching: every running request advances in one `llama_decode` per step.
+
+Each request gets a sequence slot (llama.cpp's seq_id) in one KV cache shared by all slots (`kv_unified`). A
+step puts one token per generating request and a chunk of a joining request's prompt into one `llama_batch`,
+decodes it, then samples each request's next token with its own sampler chain. Requests join and leave between
+steps; a finished request's slot keeps its tokens' KV cache so that the next request sharing that prefix (a
+chat's next turn) does not evaluate it again, until the space is needed.
+
+KV space is reserved, not hoped for: a request takes its prompt + max_tokens (capped at the context) out of the
+shared cache when it starts, so a running request can never run out mid-answer; one that does not fit waits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmclient.backends import Piece, Prepared
+from llmclient.backends._sampling import SamplerChain
+from llmclient.backends._text import TextAssembler
+
+__all__ = ["BATCH_INVARIANT_CHUNK", "BatchDecoder"]
+
+#: Prompt tokens per batch when answers must not depend on what runs beside them (the CPU default). llama.cpp's
+#: CPU kernels compute each row of a batch alike for any batch of up to 63 tokens, but a batch of 64 or more
+#: queries takes the tiled flash-attention path, which sums in another order. So prompts are read in chunks of
+#: this size, one prompt per batch, taking turns with the batch of generating requests' tokens: a prompt's
+#: arithmetic is then the same alone or not, and so is each generated token's. Left: a batch of one token (a
+#: request alone) may take other kernels than a batch of several (llamafile's matrix kernels start at 2 columns;
+#: flash attention splits a single query's cache of 512+ cells across threads); greedy answers matched in every
+#: test and benchmark here, but that part is not guaranteed bit for bit.
+BATCH_INVARIANT_CHUNK = 48
+
+Emit = Callable[[Piece | BaseException], None]
+
+
+@dataclass(eq=False)
+class _Slot:
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)
+    """The tokens whose keys and values this sequence holds in the cache, in order (positions 0..n-1)."""
+    busy: bool = False
+    last_used: int = 0
+
+
+@dataclass(eq=False)
+class _Running:
+    slot: _Slot
+    prompt: list[int]
+    max_tokens: int
+    reserved: int
+    chain: SamplerChain
+    text: TextAssembler
+    emit: Emit
+    cancelled: Callable[[], bool]
+    reused: int
+    fed: int
+    """Prompt tokens already in the cache."""
+    pending: int = -1
+    """The last sampled token, to be decoded next step (-1 while the prompt is still being read)."""
+    produced: int = 0
+    row: int = -1
+    """The batch row holding this request's logits in the current step (-1: none)."""
+    first_pos: int = 0
+    """Its first position in the current step's batch (where to cut the cache back to if the step fails)."""
+
+
+class BatchDecoder:
+    """The running requests of one llama.cpp context and the step that advances them all."""
+
+    def __init__(self, lib: Any, ctx: Any, vocab: Any, *, n_vocab: int, n_batch: int, n_ctx: int,
+                 kv_tokens: int, parallel: int, prefill_chunk: int, seed: int, invariant: bool) -> None:  # fmt: skip
+        self._lib, self._ctx, self._vocab = lib, ctx, vocab
+        self._memory = lib.llama_get_memory(ctx)
+        self._n_vocab, self._n_batch, self._seed = n_vocab, n_batch, seed
+        self.n_ctx = n_ctx
+        """The most tokens (prompt + answer) one request may hold."""
+        self.kv_tokens = kv_tokens
+        self.prefill_chunk = prefill_chunk
+        self.invariant = invariant
+        """Keep each request's arithmetic the same whatever runs beside it (see `BATCH_INVARIANT_CHUNK`)."""
+        self._prefill_turn = False
+        self._slots = [_Slot(i) for i in range(parallel)]
+        self._running: list[_Running] = []
+        self._clock = 0
+        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        b = self._batch  # the arrays never move: look the fields up once
+        self._b_token, self._b_pos, self._b_nseq, self._b_seq, self._b_logits = (
+            b.token,
+            b.pos,
+            b.n_seq_id,
+            b.seq_id,
+            b.logits,
+        )
+        self._pieces: dict[int, bytes | None] = {}
+        """Each token's text as bytes, None for end-of-generation tokens (filled as tokens are first seen)."""
+        self._buffer = ctypes.create_string_buffer(256)
+        self._abort_all = False
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    def abort(self) -> bool:
+        """llama.cpp's abort callback: stop a decode once every request in it is cancelled."""
+        running = self._running
+        return self._abort_all or (bool(running) and all(r.cancelled() for r in running))
+
+    # --- joining ----------------------------------------------------------------------------------
+
+    def start(self, prepared: Prepared, emit: Emit, cancelled: Callable[[], bool]) -> bool:
+        """Begin `prepared` if a slot and its KV space are free (False: nothing changed, try again later)."""
+        free = [s for s in self._slots if not s.busy]
+        if not free:
+            return False
+        prompt = prepared.tokens
+        # the longest cached prefix; else an empty slot; else the one unused longest
+        slot = max(free, key=lambda s: (_common(s.tokens, prompt), not s.tokens, -s.last_used))
+        reserved = min(len(prompt) + prepared.max_tokens, self.n_ctx)
+        taken = sum(r.reserved for r in self._running)
+        idle = sorted((s for s in free if s is not slot and s.tokens), key=lambda s: s.last_used)
+        held = sum(len(s.tokens) for s in idle)
+        if taken + reserved > self.kv_tokens:
+            return False
+        for other in idle:  # make room by forgetting the least recently used prefixes
+            if taken + held + reserved <= self.kv_tokens:
+                break
+            held -= len(other.tokens)
+            self._forget(other, 0)
+        common = min(_common(slot.tokens, prompt), len(prompt) - 1)
+        self._forget(slot, common)
+        common = len(slot.tokens)
+        stops = [*prepared.stops]
+        running = _Running(
+            slot, prompt, prepared.max_tokens, reserved, SamplerChain(self._n_vocab, prepared.sampling, self._seed),
+            TextAssembler(stops), emit, cancelled, reused=common, fed=common,
+        )  # fmt: skip
+        slot.busy = True
+        self._running.append(running)
+        return True
+
+    # --- one step ---------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Decode one batch: a token for every generating request, and prompt chunks for joining ones."""
+        try:
+            self._step()
+        except Exception as error:  # a bug of ours: fail what runs, with a cache that starts afresh
+            for r in list(self._running):
+                self._finish(r, None, error)
+
+    def _step(self) -> None:
+        for r in [r for r in self._running if r.cancelled()]:
+            self._finish(r, "cancelled")
+        if not self._running:
+            return
+        token, pos, nseq, seq, logits = self._b_token, self._b_pos, self._b_nseq, self._b_seq, self._b_logits
+        for r in self._running:
+            r.row, r.first_pos = -1, len(r.slot.tokens)
+        joining = [r for r in self._running if r.pending < 0]
+        generating = [r for r in self._running if r.pending >= 0]
+        if self.invariant and joining and generating:  # never in one batch: take turns
+            self._prefill_turn = not self._prefill_turn
+            if self._prefill_turn:
+                generating = []
+            else:
+                joining = []
+        n = 0
+        for r in generating:
+            token[n], pos[n], nseq[n], logits[n] = r.pending, r.first_pos, 1, True
+            seq[n][0] = r.slot.seq_id
+            r.row = n
+            n += 1
+        room = min(self._n_batch - n, self.prefill_chunk if generating or self.invariant else self._n_batch)
+        fed: list[tuple[_Running, int]] = []
+        for r in joining[:1] if self.invariant else joining:  # one prompt per batch: its chunks never vary
+            if room <= 0:
+                break
+            take = min(room, len(r.prompt) - r.fed)
+            for i in range(r.fed, r.fed + take):
+                token[n], pos[n], nseq[n], logits[n] = r.prompt[i], i, 1, False
+                seq[n][0] = r.slot.seq_id
+                n += 1
+            if r.fed + take == len(r.prompt):
+                logits[n - 1] = True
+                r.row = n - 1
+            fed.append((r, take))
+            room -= take
+        self._batch.n_tokens = n
+        status = int(self._lib.llama_decode(self._ctx, self._batch))
+        if status != 0:
+            self._failed(status)
+            return
+        for r, take in fed:
+            r.slot.tokens.extend(r.prompt[r.fed : r.fed + take])
+            r.fed += take
+        for r in generating:
+            r.slot.tokens.append(r.pending)
+            r.pending = -1
+        for r in [*generating, *(r for r, _ in fed)]:
+            if r.row >= 0:
+                try:
+                    self._next(r, r.chain.sample(self._ctx, r.row))
+                except Exception as error:  # this request fails; the others go on
+                    self._finish(r, None, error)
+
+    def _next(self, r: _Running, tok: int) -> None:
+        piece = self._pieces.get(tok, b"")
+        if piece == b"":
+            piece = self._piece(tok)
+        if piece is None:
+            self._finish(r, "stop")
+            return
+        r.produced += 1
+        shown = r.text.feed(piece)
+        if shown:
+            r.emit(Piece(shown))
+        if r.text.stopped:
+            self._finish(r, "stop")
+        elif r.produced >= r.max_tokens or len(r.slot.tokens) + 1 >= self.n_ctx:
+            self._finish(r, "length")
+        else:
+            r.pending = tok
+
+    def _piece(self, tok: int) -> bytes | None:
+        lib = self._lib
+        if lib.llama_vocab_is_eog(self._vocab, tok):
+            piece = None
+        else:
+            n = lib.llama_token_to_piece(self._vocab, tok, self._buffer, len(self._buffer), 0, False)
+            if n < 0:
+                self._buffer = ctypes.create_string_buffer(-n)
+                n = lib.llama_token_to_piece(self._vocab, tok, self._buffer, len(self._buffer), 0, False)
+            piece = self._buffer.raw[:n]
+        if piece != b"":
+            self._pieces[tok] = piece
+        return piece
+
+    def _failed(self, status: int) -> None:
+        """A decode failed or was aborted: every request in it loses what the step added to the cache."""
+        for r in self._running:
+            self._forget(r.slot, r.first_pos)
+        if status == 2 or self.abort():  # aborted: all were cancelled (or the model is closing)
+            for r in list(self._running):
+                self._finish(r, "cancelled")
+            return
+        error = RuntimeError(f"llama_decode failed with status {status}")
+        for r in list(self._running):
+            self._finish(r, None, error)
+
+    # --- leaving ----------------------------------------------------------------------------------
+
+    def _finish(self, r: _Running, reason: str | None, error: BaseException | None = None) -> None:
+        self._running.remove(r)
+        r.chain.close()
+        self._clock += 1
+        r.slot.busy, r.slot.last_used = False, self._clock
+        if error is not None:
+            self._forget(r.slot, 0)  # its cache's state is unknown after a failure: the next one starts afresh
+            r.emit(error)
+            return
+        tail = r.text.finish() if reason != "cancelled" else ""
+        r.emit(Piece(tail, reason, len(r.prompt), r.produced, r.reused))
+
+    def _forget(self, slot: _Slot, position: int) -> None:
+        """Drop `slot`'s cache from `position` on (all of it if llama.cpp cannot cut there, e.g. a SWA cache)."""
+        if position >= len(slot.tokens):
+            return
+        if not self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, position, -1):
+            self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            position = 0
+        del slot.tokens[position:]
+
+    def close(self) -> None:
+        """Cancel what runs and free the batch (the caller frees the context)."""
+        self._abort_all = True
+        for r in list(self._running):
+            self._finish(r, "cancelled")
+        self._lib.llama_batch_free(self._batch)
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
