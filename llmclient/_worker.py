@@ -36,43 +36,46 @@ logger = logging.getLogger("llmclient")
 def loop_sender(deliver: Callable[[Any], None]) -> Callable[[Any], None]:
     """A thread-safe function that hands items to `deliver` on the current event loop, in order, without waiting.
 
-    On asyncio, items queue up and one wake-up of the loop delivers all that arrived since the last: when the
-    loop is busy, the worker does not pay a wake-up per token.
+    Items queue up and one wake-up of the loop delivers all that arrived since the last: when the loop is busy,
+    the worker does not pay a wake-up per token, and it never waits for the loop. The wake-up is the loop's own
+    thread-safe scheduling call: asyncio's `call_soon_threadsafe`, trio's `TrioToken.run_sync_soon`.
     """
     token = anyio.lowlevel.current_token()
-    native = getattr(token, "native_token", None)
-    call_soon = getattr(native, "call_soon_threadsafe", None)  # an asyncio loop
-    if call_soon is not None:
-        pending: collections.deque[Any] = collections.deque()
-        lock = threading.Lock()
-        scheduled = False
+    native = token.native_token
+    call_soon: Callable[[Callable[[], None]], object] | None = getattr(
+        native, "call_soon_threadsafe", getattr(native, "run_sync_soon", None)
+    )
+    if call_soon is None:  # another anyio backend: the portal, which waits for the loop at each item
 
-        def flush() -> None:
-            nonlocal scheduled
-            with lock:
-                items = list(pending)
-                pending.clear()
-                scheduled = False
-            for item in items:
-                deliver(item)
+        def send_via_portal(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(deliver, item, token=token)
 
-        def send(item: Any) -> None:
-            nonlocal scheduled
-            with lock:
-                pending.append(item)
-                if scheduled:
-                    return
-                scheduled = True
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-                call_soon(flush)
+        return send_via_portal
+    pending: collections.deque[Any] = collections.deque()
+    lock = threading.Lock()
+    scheduled = False
 
-        return send
+    def flush() -> None:
+        nonlocal scheduled
+        with lock:
+            items = list(pending)
+            pending.clear()
+            scheduled = False
+        for item in items:
+            deliver(item)
 
-    def send_via_portal(item: Any) -> None:
-        with contextlib.suppress(RuntimeError):
-            anyio.from_thread.run_sync(deliver, item, token=token)
+    def send(item: Any) -> None:
+        nonlocal scheduled
+        with lock:
+            pending.append(item)
+            if scheduled:
+                return
+            scheduled = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed (trio: RunFinishedError): nobody listens
+            call_soon(flush)
 
-    return send_via_portal
+    return send
 
 
 def _yield_to_the_event_loop(increment: int) -> None:
