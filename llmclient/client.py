@@ -1,8 +1,8 @@
 """`LlmClient`: the async facade over a loaded model, and `SyncLlmClient`, its twin for scripts.
 
 Every call hands the work to the model's worker thread and awaits the answer, so the event loop never blocks.
-Requests run one at a time in arrival order. Leaving a `stream` early, or cancelling the task awaiting `chat`,
-stops the generation at the next token.
+Up to the plan's `parallel` requests decode together; more wait and start in arrival order. Leaving a `stream`
+early, or cancelling the task awaiting `chat`, stops the generation at the next step.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class LlmClient:
     ) -> None:
         """Used by the builder; call `init()` on a builder instead."""
         self.max_queue = max_queue
-        """How many requests may wait while one runs; beyond it, `BusyError` at once (None: no limit)."""
+        """How many requests may wait for a place among those running; beyond it, `BusyError` at once (None: no
+        limit)."""
         self._worker = worker
         self.plan = plan
         """How the model was sized to this machine (None for `from_path` without planning)."""

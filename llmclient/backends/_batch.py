@@ -132,10 +132,9 @@ class BatchDecoder:
         common = min(_common(slot.tokens, prompt), len(prompt) - 1)
         self._forget(slot, common)
         common = len(slot.tokens)
-        stops = [*prepared.stops]
         running = _Running(
             slot, prompt, prepared.max_tokens, reserved, SamplerChain(self._n_vocab, prepared.sampling, self._seed),
-            TextAssembler(stops), emit, cancelled, reused=common, fed=common,
+            TextAssembler(prepared.stops), emit, cancelled, reused=common, fed=common,
         )  # fmt: skip
         slot.busy = True
         self._running.append(running)

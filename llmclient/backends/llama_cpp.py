@@ -47,8 +47,9 @@ class LlamaCppSettings:
     kv_tokens: int = 0
     """Tokens the KV cache shared by the parallel requests holds (0: n_ctx x parallel)."""
     prefill_chunk: int | None = None
-    """Prompt tokens evaluated per step while other requests are generating. Default: on the CPU,
-    `BATCH_INVARIANT_CHUNK` (48), which keeps each answer the same whatever runs beside it; with GPU layers 256."""
+    """Prompt tokens evaluated per step. Default: on the CPU, `BATCH_INVARIANT_CHUNK` (48) always, which keeps each
+    answer the same whatever runs beside it (a larger value is capped to it); with GPU layers, 256 while other
+    requests are generating, a whole batch when alone."""
 
 
 class LlamaCppBackend:
