@@ -176,7 +176,7 @@ def main() -> None:
     if args.one:
         runner = {"llmclient": system_llmclient, "to_thread + lock": system_to_thread,
                   "llama_cpp.server": system_server}[args.one]  # fmt: skip
-        print(json.dumps(anyio.run(runner, args.model, levels, args.tokens, args.threads, args.gpu)))
+        print(json.dumps(anyio.run(runner, args.model, levels, args.tokens, args.threads, args.gpu)), flush=True)
         os._exit(0)  # a CUDA context's teardown can crash at exit; the results are out
     results: dict[str, list[Any]] = {}
     for system in args.systems.split(","):

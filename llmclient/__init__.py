@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# llama.cpp's native libraries must load before anything imports numpy (gguf does, and apps often do): on an H100
+# machine with numpy 2.5.2, a numpy loaded first made every CUDA model load crash in llama.cpp's tokenizer setup
+# (SIGSEGV in llama_model_load_from_file). Loading llama_cpp first costs nothing extra: it imports numpy itself.
+import llama_cpp  # noqa: F401
+
+# isort: split
 from llmclient import presets
 from llmclient.builder import LlamaCppBuilder
 from llmclient.cache import ModelCache
