@@ -150,7 +150,8 @@ class Plan:
             f"          weights {gb(est.weights)}, KV cache {gb(est.kv_cache)}, compute buffers {gb(est.compute)}",
         ]
         lines += [f"note      {n}" for n in self.notes]
-        rows = [(self.file, est.n_ctx, sum(est.gpu), est.cpu, "chosen")]
+        chosen = "chosen" if self.parallel == 1 else f"chosen ({self.parallel} requests at once: KV cache for all)"
+        rows = [(self.file, self.n_ctx, sum(est.gpu), est.cpu, chosen)]
         rows += [(r.file, r.n_ctx, r.need_gpu, r.need_ram, r.reason) for r in self.rejected]
         rows.sort(key=lambda r: quality_rank(r[0].quant))
         lines.append(f"{'quant':<9} {'file size':>10} {'context':>8} {'needs GPU':>10} {'needs RAM':>10}  verdict")
