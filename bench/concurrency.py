@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _common import free_port, llama_server_command, pct, prompt
 
 SYSTEMS = ("llmclient", "to_thread + lock", "llama_cpp.server")
-
-
-def prompt(i: int) -> list[dict[str, str]]:
-    subjects = ("a lighthouse keeper", "a fox", "a clockmaker", "a storm", "a library", "a train", "a garden")
-    return [{"role": "user", "content": f"Write a long story about {subjects[i % len(subjects)]} (part {i})."}]
 
 
 Request = Callable[[int], Awaitable[tuple[float, float, int]]]
@@ -107,12 +102,8 @@ async def system_to_thread(model: Path, levels: list[int], tokens: int, threads:
 async def system_server(model: Path, levels: list[int], tokens: int, threads: int, gpu: bool) -> list[Any]:
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--n_ctx", "1024", "--host",
-               "127.0.0.1", "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-               "--flash_attn", "true", "--n_gpu_layers", "-1" if gpu else "0", "--verbose", "false"]  # fmt: skip
+    port = free_port()
+    command = llama_server_command(model, port, 1024, threads, gpu)
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
@@ -146,11 +137,6 @@ async def system_server(model: Path, levels: list[int], tokens: int, threads: in
         server.wait()
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -161,8 +147,12 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    parser.add_argument("--from-json", type=Path, default=None, help="table and plot from a --json file; runs nothing")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.from_json:
+        report(args, json.loads(args.from_json.read_text()), f"results from {args.from_json}")
+        return
     if args.model is None:
         from llmclient.testing import smollm2_gguf
 
@@ -191,9 +181,15 @@ def main() -> None:
         print(system, "done", file=sys.stderr)
     import llama_cpp
 
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; llama-cpp-python "
-          f"{llama_cpp.__version__}; {'GPU' if args.gpu else 'CPU'}; command: `python bench/concurrency.py "
-          f"--levels {args.levels} --tokens {args.tokens}{' --gpu' if args.gpu else ''}`\n")  # fmt: skip
+    gpu_flag = " --gpu" if args.gpu else ""
+    report(args, results, f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
+           f"llama-cpp-python {llama_cpp.__version__}; {'GPU' if args.gpu else 'CPU'}; command: `python "
+           f"bench/concurrency.py --levels {args.levels} --tokens {args.tokens}{gpu_flag}`")  # fmt: skip
+
+
+def report(args: argparse.Namespace, results: dict[str, list[Any]], header: str) -> None:
+    """Print the table (and write the JSON and the plot) for `results`."""
+    print(header + "\n")
     print("| system | N | aggregate tok/s | TTFT p50 / p99, s | latency p50 / p99, s | full answers |")
     print("|---|---|---|---|---|---|")
     for system, levels_out in results.items():

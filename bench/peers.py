@@ -1,0 +1,619 @@
+"""Peers benchmark: llmclient against what users would pick instead, on the same work, in one run.
+
+Systems, each measured in a fresh process per round, rounds interleaved (A B C D E, A B C D E, ...):
+
+- `llmclient`: `LlmClient.from_path(model, ctx=, threads=, parallel=8)` (and `cpu_only=True` unless `--gpu`, where
+  its plan offloads everything): the 8 concurrent requests decode together in one batch;
+- `to_thread`: llama-cpp-python's `Llama.create_chat_completion(stream=True)` in `asyncio.to_thread`, behind an
+  `asyncio.Lock` (a `Llama` is not thread-safe), so concurrent requests run one after another;
+- `llama_cpp.server`: llama-cpp-python's OpenAI-compatible server under uvicorn on 127.0.0.1, started by the app
+  and streamed with `openai.AsyncOpenAI` (the server's defaults: a new request interrupts the running one);
+- `mistralrs`: mistral.rs's Python wheel loading the GGUF file offline (`Which.GGUF`, `max_seqs=8`, threads via
+  `RAYON_NUM_THREADS`); its API is sync, so each stream runs in a thread (submissions behind a lock: the `Runner`
+  refuses two at once) and its own scheduler batches them. If that batch fails, the 8 requests run again on a
+  fresh `Runner(max_seqs=1)` and a note says so;
+- `gpt4all`: `GPT4All(file, model_path=dir, allow_download=False)`, `generate(streaming=True)` in a chat session
+  whose prompt template is the file's own chat template, in a thread behind a lock.
+
+Thread streams reach the event loop through `call_soon_threadsafe`, as the app would receive them. Same GGUF (the
+real SmolLM2 file by default), prompts, greedy decoding (temperature 0, no repeat penalty), `--tokens` per
+request, context and threads for all. Per system and round: cold start (the parent's clock before spawning the
+process to the first streamed token: imports, load, first request), one stream's time to first token and decode
+tokens/s (tokens after the first / time after the first), 8 concurrent requests from one asyncio app (aggregate
+tokens/s, p50/p99 request latency, complete answers, and the loop's own lag meanwhile: a task sleeping 1 ms in a
+loop, p99 and max lateness) and peak RSS (the process's, plus the server's VmHWM for the server system). A peer
+that cannot load the model or do a part shows "n/a" and a note with the reason.
+
+    python bench/peers.py [--model PATH] [--systems a,b] [--rounds 5] [--tokens 128] [--gpu] [--quick]
+                          [--json FILE] [--plot FILE]
+
+`--gpu`: the llama-family systems offload everything; a peer without a GPU build here is skipped with a reason.
+`--quick`: 2 rounds of 32 tokens (about 1.5 minutes on 2 idle cores). `--json` keeps every round's raw results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import free_port, llama_server_command, pct, prompt  # bench/ is on sys.path when run as a script
+
+SYSTEMS = ("llmclient", "to_thread", "llama_cpp.server", "mistralrs", "gpt4all")
+PACKAGES = ("llmclient", "llama-cpp-python", "openai", "uvicorn", "mistralrs", "gpt4all")
+CONCURRENT = 8
+CTX = 1024
+WARM_UP: list[dict[str, str]] = [{"role": "user", "content": "Say hello."}]
+RESULT_TAG = "PEERS-RESULT "
+SHORT_ANSWERS = {
+    "llama_cpp.server": " (the server's default `interrupt_requests`: a request waiting for the model ends the "
+    "running stream with [DONE])"
+}
+SENTINEL = "\x00user\x00"
+
+Stream = Callable[[list[dict[str, str]], int], AsyncIterator[str]]
+"""Streams the answer to these messages, at most this many tokens, as text pieces."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every system gets, passed to each child process as JSON."""
+
+    model: str
+    tokens: int
+    threads: int
+    gpu: bool
+    t0: float = 0.0
+    """The parent's `time.time()` just before it spawned this process."""
+    gpt4all_template: str | None = None
+    """The model's chat template rendered around `{0}`, for gpt4all's prompt template."""
+
+
+@dataclass
+class Peer:
+    """An opened system: how to stream, and what the measurement needs to know about it."""
+
+    stream: Stream
+    server_pid: int | None = None
+    serial_fallback: Callable[[], contextlib.AbstractAsyncContextManager[Peer]] | None = None
+    """For a batch that fails: the same system taking one request at a time."""
+
+
+# --- the systems, each opened in its own process --------------------------------------------------------------
+
+
+async def thread_stream(pieces: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
+    """Run a blocking iterator in `asyncio.to_thread`, handing each piece to the event loop as it comes."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for piece in pieces():
+                if piece:
+                    loop.call_soon_threadsafe(queue.put_nowait, piece)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            return
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    done = asyncio.ensure_future(asyncio.to_thread(pump))
+    while (item := await queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    await done
+
+
+@contextlib.asynccontextmanager
+async def open_llmclient(s: Settings) -> AsyncIterator[Peer]:
+    from llmclient import LlmClient
+
+    # CPU: cpu_only, so a GPU machine does not offload; --gpu: the plan offloads (all of a model this small)
+    options: dict[str, Any] = {} if s.gpu else {"cpu_only": True}
+    client = await LlmClient.from_path(s.model, ctx=CTX, threads=s.threads, parallel=CONCURRENT, **options)
+
+    async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
+        async for chunk in client.stream(messages, max_tokens=tokens, temperature=0.0):
+            if chunk.text:
+                yield chunk.text
+
+    try:
+        yield Peer(stream)
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def open_to_thread(s: Settings) -> AsyncIterator[Peer]:
+    import llama_cpp
+
+    llm: Any = llama_cpp.Llama(s.model, n_ctx=CTX, n_threads=s.threads, n_threads_batch=s.threads, flash_attn=True,
+                          n_gpu_layers=-1 if s.gpu else 0, verbose=False)  # fmt: skip
+    lock = asyncio.Lock()
+
+    async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
+        def pieces() -> Iterator[str]:
+            for chunk in llm.create_chat_completion(messages, stream=True, max_tokens=tokens, temperature=0.0):
+                yield chunk["choices"][0]["delta"].get("content") or ""
+
+        async with lock:
+            async for piece in thread_stream(pieces):
+                yield piece
+
+    try:
+        yield Peer(stream)
+    finally:
+        llm.close()
+
+
+@contextlib.asynccontextmanager
+async def open_server(s: Settings) -> AsyncIterator[Peer]:
+    openai: Any = importlib.import_module("openai")  # Any: CI type-checks without the bench extra
+
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        command = llama_server_command(Path(s.model), port, CTX, s.threads, s.gpu)
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)  # noqa: ASYNC220
+        try:
+            client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+            while True:
+                if server.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"the server exited: {log.read().decode(errors='replace')[-2000:]}")
+                try:
+                    await client.models.list()
+                    break
+                except openai.APIConnectionError:
+                    await asyncio.sleep(0.05)
+
+            async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
+                response = await client.chat.completions.create(
+                    model="local", messages=messages, max_tokens=tokens, temperature=0.0, stream=True,
+                    extra_body={"repeat_penalty": 1.0},  # the server's default is 1.1
+                )  # fmt: skip
+                async for chunk in response:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+
+            yield Peer(stream, server_pid=server.pid)
+            await client.close()
+        finally:
+            server.terminate()
+            server.wait()
+
+
+@contextlib.asynccontextmanager
+async def open_mistralrs(s: Settings, max_seqs: int = CONCURRENT) -> AsyncIterator[Peer]:
+    mistralrs: Any = importlib.import_module("mistralrs")
+    path = Path(s.model)
+    which = mistralrs.Which.GGUF(quantized_model_id=str(path.parent), quantized_filename=path.name)
+    runner = [mistralrs.Runner(which=which, max_seqs=max_seqs, token_source="none")]  # emptied on close: frees it
+    submit = threading.Lock()  # two threads submitting at once: "RuntimeError: Already borrowed" (PyO3)
+
+    async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
+        request = mistralrs.ChatCompletionRequest(
+            model="default", messages=messages, max_tokens=tokens, temperature=0.0, stream=True
+        )
+
+        def pieces() -> Iterator[str]:
+            with submit:
+                chunks = runner[0].send_chat_completion_request(request)
+            for chunk in chunks:
+                yield chunk.choices[0].delta.content or ""
+
+        async for piece in thread_stream(pieces):
+            yield piece
+
+    fallback = None if max_seqs == 1 else (lambda: open_mistralrs(s, max_seqs=1))
+    try:
+        yield Peer(stream, serial_fallback=fallback)
+    finally:
+        runner.clear()
+
+
+@contextlib.asynccontextmanager
+async def open_gpt4all(s: Settings) -> AsyncIterator[Peer]:
+    gpt4all: Any = importlib.import_module("gpt4all")
+
+    path = Path(s.model)
+    model = gpt4all.GPT4All(path.name, model_path=path.parent, allow_download=False, device="cuda" if s.gpu else "cpu",
+                    n_threads=s.threads, n_ctx=CTX, ngl=100 if s.gpu else 0)  # fmt: skip
+    lock = asyncio.Lock()
+    template = s.gpt4all_template or "{0}"
+
+    async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
+        def pieces() -> Iterator[str]:
+            with model.chat_session(system_prompt="", prompt_template=template):
+                yield from model.generate(
+                    messages[-1]["content"], max_tokens=tokens, temp=0.0, repeat_penalty=1.0, streaming=True
+                )
+
+        async with lock:
+            async for piece in thread_stream(pieces):
+                yield piece
+
+    try:
+        yield Peer(stream)
+    finally:
+        model.close()
+
+
+OPENERS: dict[str, Callable[[Settings], contextlib.AbstractAsyncContextManager[Peer]]] = {
+    "llmclient": open_llmclient, "to_thread": open_to_thread, "llama_cpp.server": open_server,
+    "mistralrs": open_mistralrs, "gpt4all": open_gpt4all,
+}  # fmt: skip
+
+
+# --- measuring one system (the child process) -----------------------------------------------------------------
+
+
+async def timed(stream: Stream, messages: list[dict[str, str]], tokens: int) -> dict[str, Any]:
+    """One request: time to first piece, latency, pieces received, decode rate, the error if any, and the wall-clock
+    time (`time.time()`) of the first piece."""
+    start, first, first_at, count, error = time.perf_counter(), 0.0, 0.0, 0, None
+    try:
+        async for _ in stream(messages, tokens):
+            count += 1
+            if not first:
+                first, first_at = time.perf_counter(), time.time()
+    except Exception as exc:
+        error = shorten(exc)
+    end = time.perf_counter()
+    first = first or end
+    rate = (count - 1) / (end - first) if count > 1 and end > first else 0.0
+    return {"ttft": first - start, "latency": end - start, "tokens": count, "decode_tps": rate, "error": error,
+            "first_at": first_at}  # fmt: skip
+
+
+async def concurrent(stream: Stream, tokens: int) -> dict[str, Any]:
+    """CONCURRENT requests at once from this event loop, with a 1 ms ticker measuring the loop's lag."""
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append((time.perf_counter() - before - 0.001) * 1000)
+
+    tick = asyncio.ensure_future(ticker())
+    start = time.perf_counter()
+    results = await asyncio.gather(*(timed(stream, prompt(i), tokens) for i in range(1, CONCURRENT + 1)))
+    wall = time.perf_counter() - start
+    done.set()
+    await tick
+    latencies = [r["latency"] for r in results]
+    return {
+        "wall": wall,
+        "aggregate_tps": sum(r["tokens"] for r in results) / wall,
+        "latency_p50": statistics.median(latencies),
+        "latency_p99": pct(latencies, 0.99),
+        "ttft_p50": statistics.median(r["ttft"] for r in results),
+        "lag_p99_ms": pct(lags, 0.99) if lags else 0.0,
+        "lag_max_ms": max(lags, default=0.0),
+        "complete": sum(1 for r in results if r["error"] is None and r["tokens"] >= tokens - 1),
+        "errors": [r["error"] for r in results if r["error"]],
+        "requests": results,
+    }
+
+
+def shorten(exc: BaseException) -> str:
+    """The exception's type and first line, at most 200 characters."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM) in MB, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+async def measure(system: str, s: Settings) -> dict[str, Any]:
+    """Everything for one system in this fresh process: cold start, one stream, 8 concurrent, peak RSS."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4 * CONCURRENT))
+    out: dict[str, Any] = {}
+    opened = OPENERS[system](s)
+    try:
+        peer = await opened.__aenter__()
+        warm = await timed(peer.stream, WARM_UP, 8)
+    except Exception as exc:
+        return {"error": shorten(exc)}
+    try:
+        if warm["error"]:
+            return {"error": f"the first request failed: {warm['error']}"}
+        out["cold_s"] = warm["first_at"] - s.t0
+        out["single"] = await timed(peer.stream, prompt(0), s.tokens)
+        out["concurrent"] = await concurrent(peer.stream, s.tokens)
+        if out["concurrent"]["errors"] and peer.serial_fallback is not None:
+            out["concurrent_batched"] = out["concurrent"]
+            fallback = peer.serial_fallback()
+            await opened.__aexit__(None, None, None)
+            opened, peer = fallback, await fallback.__aenter__()
+            await timed(peer.stream, WARM_UP, 8)
+            out["concurrent"] = await concurrent(peer.stream, s.tokens)
+        out["rss_client_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["rss_server_mb"] = vm_hwm_mb(peer.server_pid) if peer.server_pid else 0.0
+        out["rss_mb"] = out["rss_client_mb"] + out["rss_server_mb"]
+        return out
+    finally:
+        await opened.__aexit__(None, None, None)
+
+
+def child(system: str, settings: str) -> None:
+    """`--one`: measure one system and print its result as one tagged JSON line."""
+    s = Settings(**json.loads(settings))
+    if system == "mistralrs":  # read once, when the library starts: the same threads as the others, no network
+        os.environ["RAYON_NUM_THREADS"] = str(s.threads)
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    result = asyncio.run(measure(system, s))
+    print(RESULT_TAG + json.dumps(result), flush=True)
+    os._exit(0)  # a CUDA context's or a native runtime's teardown can crash at exit; the result is out
+
+
+# --- the run (the parent process) -----------------------------------------------------------------------------
+
+
+def run_one(system: str, s: Settings, timeout: float) -> dict[str, Any]:
+    """Spawn a child for system and return its result (or why there is none)."""
+    s = Settings(**{**asdict(s), "t0": time.time()})
+    command = [sys.executable, __file__, "--one", system, "--settings", json.dumps(asdict(s))]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    elapsed = time.time() - s.t0
+    said = [line for line in (re.sub(r"\x1b\[[0-9;]*m", "", x).strip() for x in out.stderr.splitlines()) if line]
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            result: dict[str, Any] = json.loads(line[len(RESULT_TAG) :])
+            errors = [x for x in said if "error" in x.lower()]
+            if "error" in result and errors:  # a library that fails a load may say why on stderr only (gpt4all)
+                result["error"] = f"{errors[0][:200]} ({result['error']})"
+            return {**result, "process_s": elapsed}
+    return {"error": f"the process exited with {out.returncode}: {said[-1][:200] if said else 'no output'}"}
+
+
+def gpt4all_template(model: Path) -> str | None:
+    """The file's chat template rendered for one user message `{0}`: gpt4all's prompt template for a sideloaded
+    model (its own default is Alpaca), so that it sees the same text the llama.cpp systems do."""
+    import jinja2
+
+    from llmclient._gguf_header import TruncatedHeader, parse_header
+
+    size = 1 << 20
+    while True:
+        with model.open("rb") as f:
+            data = f.read(size)
+        try:
+            template = parse_header(data).fields.get("tokenizer.chat_template")
+            break
+        except TruncatedHeader as exc:
+            size = max(exc.need, 2 * size)
+    if not isinstance(template, str):
+        return None
+    message = {"role": "user", "content": SENTINEL}
+    text = jinja2.Environment().from_string(template).render(messages=[message], add_generation_prompt=True)
+    return text.replace("{", "{{").replace("}", "}}").replace(SENTINEL, "{0}")
+
+
+def gpu_skips(systems: list[str]) -> dict[str, str]:
+    """Why a system cannot offload to the GPU here, for those known before starting them."""
+    import llama_cpp
+
+    skips: dict[str, str] = {}
+    if not llama_cpp.llama_supports_gpu_offload():
+        for system in ("llmclient", "to_thread", "llama_cpp.server"):
+            skips[system] = f"llama-cpp-python {llama_cpp.__version__} here is a CPU-only build"
+    if importlib.metadata.packages_distributions().get("mistralrs") == ["mistralrs"]:
+        skips["mistralrs"] = "the `mistralrs` wheel is mistral.rs's CPU build (`mistralrs-cuda` is the CUDA one)"
+    return {system: reason for system, reason in skips.items() if system in systems}
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def versions() -> str:
+    found = []
+    for package in PACKAGES:
+        try:
+            found.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{package} (not installed)")
+    return ", ".join(found)
+
+
+def summary(values: list[float], digits: int = 1) -> str:
+    """Median, with the min-max range when the rounds differ."""
+    if not values:
+        return "n/a"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    if len(values) == 1 or round(low, digits) == round(high, digits):
+        return f"{mid:.{digits}f}"
+    return f"{mid:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def usable(rounds: list[dict[str, Any]], part: str) -> list[dict[str, Any]]:
+    """The rounds' results for a part (`single`, `concurrent`) that ran without an error."""
+    return [r[part] for r in rounds if part in r and not (part == "single" and r[part]["error"])]
+
+
+def table(runs: dict[str, list[dict[str, Any]]], tokens: int) -> tuple[str, list[str]]:
+    """The markdown table (medians over rounds) and its notes: why a system or part has no figures."""
+    rows = ["| system | cold start, s | TTFT, ms | decode tok/s | 8-way aggregate tok/s | 8-way latency p50 / p99, s "
+            "| 8-way loop lag p99 / max, ms | 8-way complete | peak RSS, MB |", "|---" * 9 + "|"]  # fmt: skip
+    notes: list[str] = []
+    for system, rounds in runs.items():
+        failed = [r.get("skipped") or r.get("error") for r in rounds if "skipped" in r or "error" in r]
+        reasons = sorted({str(x) for x in failed})
+        if reasons:
+            word = "skipped" if any("skipped" in r for r in rounds) else "failed"
+            notes.append(f"{system}: {word} in {len(failed)}/{len(rounds)} rounds: " + "; ".join(reasons))
+        ok = [r for r in rounds if "cold_s" in r]
+        single, conc = usable(ok, "single"), usable(ok, "concurrent")
+        for r in ok:
+            if r["single"]["error"]:
+                notes.append(f"{system}: single stream failed: {r['single']['error']}")
+        batched = [r["concurrent_batched"] for r in ok if "concurrent_batched" in r]
+        if batched:
+            n_failed = summary([float(len(b["errors"])) for b in batched], 0)
+            first = batched[0]["errors"][0]
+            notes.append(f"{system}: 8 at once in one batch: {n_failed} of 8 failed in {len(batched)}/{len(ok)} rounds "
+                         f"({first[:90]}{'...' if len(first) > 90 else ''}); the 8-way figures are those of the rerun "
+                         "on a fresh instance taking one request at a time (max_seqs=1)")  # fmt: skip
+        cut = sorted({e for c in conc for e in c["errors"]})
+        if cut:
+            notes.append(f"{system}: with 8 at once some requests ended in an error: " + "; ".join(cut[:3]))
+        short = [sum(1 for x in c["requests"] if not x["error"] and x["tokens"] < tokens - 1) for c in conc]
+        if any(short):
+            why = SHORT_ANSWERS.get(system, "")
+            notes.append(f"{system}: with 8 at once, {summary([float(n) for n in short], 0)} of 8 answers ended "
+                         f"early without an error{why}")  # fmt: skip
+        if not ok:
+            rows.append(f"| {system} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        lat = f"{summary([c['latency_p50'] for c in conc], 2)} / {summary([c['latency_p99'] for c in conc], 2)}"
+        lag = f"{summary([c['lag_p99_ms'] for c in conc])} / {summary([c['lag_max_ms'] for c in conc])}"
+        complete = f"{statistics.median([c['complete'] for c in conc]):g}/{CONCURRENT}" if conc else "n/a"
+        rows.append(
+            f"| {system} | {summary([r['cold_s'] for r in ok], 2)} | "
+            f"{summary([x['ttft'] * 1000 for x in single], 0)} | {summary([x['decode_tps'] for x in single])} | "
+            f"{summary([c['aggregate_tps'] for c in conc])} | {lat} | {lag} | {complete} | "
+            f"{summary([r['rss_mb'] for r in ok], 0)} |"
+        )
+    return "\n".join(rows), list(dict.fromkeys(notes))
+
+
+def plot(runs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
+    """Grouped bars per system: single-stream and 8-concurrent tokens/s; and the loop lag p99 beside them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs)
+
+    def med(system: str, get: Callable[[dict[str, Any]], float]) -> float:
+        ok = [r for r in runs[system] if "cold_s" in r]
+        return statistics.median([get(r) for r in ok]) if ok else 0.0
+
+    single = [med(n, lambda r: r["single"]["decode_tps"]) for n in names]
+    conc = [med(n, lambda r: r["concurrent"]["aggregate_tps"]) for n in names]
+    lag = [med(n, lambda r: r["concurrent"]["lag_p99_ms"]) for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    xs = range(len(names))
+    left.bar([x - 0.2 for x in xs], single, width=0.4, label="one stream, decode")
+    left.bar([x + 0.2 for x in xs], conc, width=0.4, label=f"{CONCURRENT} at once, aggregate")
+    left.set_ylabel("tokens/s")
+    right.bar(list(xs), lag, width=0.6, color="tab:red")
+    for x, name in zip(xs, names, strict=True):
+        if not any("cold_s" in r for r in runs[name]):
+            left.text(x, 0, "n/a", ha="center", va="bottom")
+            right.text(x, 0, "n/a", ha="center", va="bottom")
+    right.set_ylabel(f"event-loop lag p99 with {CONCURRENT} at once, ms")
+    for ax in (left, right):
+        ax.set_xticks(list(xs), names, rotation=20, ha="right")
+        ax.grid(True, axis="y", alpha=0.3)
+    left.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="a GGUF file (default: the real SmolLM2 file)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds, each system once per round (default 5)")
+    parser.add_argument("--tokens", type=int, default=None, help="max_tokens per request (default 128)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: the plan's)")
+    parser.add_argument("--gpu", action="store_true", help="llama-family systems offload everything")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 32 tokens: a smoke run of a few minutes")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per system and round")
+    parser.add_argument("--json", type=Path, default=None, help="also write the per-round raw results here")
+    parser.add_argument("--plot", type=Path, default=None, help="draw a PNG of tokens/s and loop lag here")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        child(args.one, args.settings)
+    systems = args.systems.split(",")
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
+    rounds = args.rounds or (2 if args.quick else 5)
+    tokens = args.tokens or (32 if args.quick else 128)
+    if args.model is None:
+        from llmclient.testing import smollm2_gguf
+
+        args.model = smollm2_gguf()
+    from llmclient.hardware import detect
+    from llmclient.planner import threads_for
+
+    hardware = detect()
+    threads = args.threads or threads_for(hardware, fully_offloaded=args.gpu)
+    template = gpt4all_template(args.model) if "gpt4all" in systems else None
+    s = Settings(str(args.model.resolve()), tokens, threads, args.gpu, gpt4all_template=template)
+    skips = gpu_skips(systems) if args.gpu else {}
+
+    started = time.perf_counter()
+    runs: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+    for i in range(rounds):
+        for system in systems:
+            earlier = runs[system][:1]
+            if earlier and ("skipped" in earlier[0] or "error" in earlier[0]):
+                runs[system].append({**earlier[0], "not_retried": True})  # it cannot load here: no use retrying
+                continue
+            result = {"skipped": skips[system]} if system in skips else run_one(system, s, args.timeout)
+            runs[system].append(result)
+            brief = result.get("skipped") or result.get("error") or f"cold {result['cold_s']:.2f} s"
+            print(f"round {i + 1}/{rounds} {system}: {brief}", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - started
+
+    command = shlex.join(["python", "bench/peers.py", *sys.argv[1:]])
+    gpus = (", ".join(g.description for g in hardware.gpus) or "no GPU found") if args.gpu else "CPU only"
+    machine = (f"{cpu_model()}, {os.cpu_count()} logical CPUs / {hardware.physical_cores} cores, {threads} threads "
+               f"for every system; {gpus}")  # fmt: skip
+    print(f"Machine: {machine}. Versions: {versions()}. Model: {args.model.name}; {rounds} rounds, {tokens} tokens "
+          f"per request, ctx {CTX}, greedy; llmclient with parallel={CONCURRENT}. Command: `{command}` "
+          f"({wall / 60:.1f} min)\n")  # fmt: skip
+    rows, notes = table(runs, tokens)
+    print(rows)
+    if notes:
+        print("\n" + "\n".join(f"- {note}" for note in notes))
+    if args.json:
+        record = {"command": command, "machine": machine, "versions": versions(), "settings": asdict(s),
+                  "rounds": rounds, "wall_s": wall, "runs": runs}  # fmt: skip
+        args.json.write_text(json.dumps(record, indent=1))
+    if args.plot:
+        where = "GPU" if args.gpu else f"CPU, {threads} threads"
+        plot(runs, args.plot, f"{args.model.name}, {where}, {tokens} tokens per request (median of {rounds})")
+
+
+if __name__ == "__main__":
+    main()
