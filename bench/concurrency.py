@@ -181,10 +181,10 @@ def main() -> None:
         print(system, "done", file=sys.stderr)
     import llama_cpp
 
-    gpu_flag = " --gpu" if args.gpu else ""
+    gpu_arg = " --gpu" if args.gpu else ""
     report(args, results, f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
            f"llama-cpp-python {llama_cpp.__version__}; {'GPU' if args.gpu else 'CPU'}; command: `python "
-           f"bench/concurrency.py --levels {args.levels} --tokens {args.tokens}{gpu_flag}`")  # fmt: skip
+           f"bench/concurrency.py --levels {args.levels} --tokens {args.tokens}{gpu_arg}`")  # fmt: skip
 
 
 def report(args: argparse.Namespace, results: dict[str, list[Any]], header: str) -> None:
