@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,13 @@ import pytest
 
 from llmclient import presets
 from llmclient.testing import SMOLLM2_SHA256, LocalHub
+
+
+def _ctrl_c_works() -> None:
+    """In the child: SIGINT back to its default. A shell starts background jobs with SIGINT ignored, and a process
+    inherits that, so under `bash .ci/run &` Ctrl-C in the pty would never reach the command under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 PRESET = "smollm2_135m_instruct"
 REPO = presets.get(PRESET).repo
@@ -124,7 +132,7 @@ def test_pull_on_a_terminal_shows_a_progress_bar_and_ctrl_c_keeps_the_partial_fi
     preset_hub.throttle(20_000_000)
     try:
         pull = pexpect.spawn(sys.executable, ["-m", "llmclient", "pull", PRESET, *map(str, hub)], env=ENV,
-                             encoding="utf-8", timeout=60, dimensions=(24, 120))  # fmt: skip
+                             encoding="utf-8", timeout=60, dimensions=(24, 120), preexec_fn=_ctrl_c_works)  # fmt: skip
         pull.expect(rf"{re.escape(FILENAME)}: +\d+%\|")
         pull.sendintr()
         pull.expect(pexpect.EOF)
@@ -249,7 +257,9 @@ def test_chat_streams_turns_and_ctrl_c_stops_an_answer_but_not_the_chat(
     cache, _ = pulled
     args = ["-m", "llmclient", "chat", PRESET, "--endpoint", preset_hub.url, "--cache-dir", str(cache)]
     args += [*QUICK, "--ctx", "2048", "--max-tokens", "400"]
-    chat = pexpect.spawn(sys.executable, args, env=ENV, encoding="utf-8", timeout=60, dimensions=(24, 200))
+    chat = pexpect.spawn(
+        sys.executable, args, env=ENV, encoding="utf-8", timeout=60, dimensions=(24, 200), preexec_fn=_ctrl_c_works
+    )
     try:
 
         def turn(line: str) -> str:
