@@ -559,9 +559,13 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="draw a PNG of tokens/s and loop lag here")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--settings", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--from-json", type=Path, default=None, help="table and plot from a --json file; runs nothing")
     args = parser.parse_args()
     if args.one:
         child(args.one, args.settings)
+    if args.from_json:
+        replay(args.from_json, args.plot)
+        return
     systems = args.systems.split(",")
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
@@ -613,6 +617,22 @@ def main() -> None:
     if args.plot:
         where = "GPU" if args.gpu else f"CPU, {threads} threads"
         plot(runs, args.plot, f"{args.model.name}, {where}, {tokens} tokens per request (median of {rounds})")
+
+
+def replay(path: Path, plot_to: Path | None) -> None:
+    """The table (and the plot) of a run saved with --json, e.g. one taken on another machine."""
+    record = json.loads(path.read_text())
+    settings, runs = record["settings"], record["runs"]
+    print(f"Machine: {record['machine']}. Versions: {record['versions']}. Command: `{record['command']}` "
+          f"({record['wall_s'] / 60:.1f} min); from {path}\n")  # fmt: skip
+    rows, notes = table(runs, settings["tokens"])
+    print(rows)
+    if notes:
+        print("\n" + "\n".join(f"- {note}" for note in notes))
+    if plot_to:
+        where = "GPU" if settings["gpu"] else f"CPU, {settings['threads']} threads"
+        name = Path(settings["model"]).name
+        plot(runs, plot_to, f"{name}, {where}, {settings['tokens']} tokens per request (median of {record['rounds']})")
 
 
 if __name__ == "__main__":
