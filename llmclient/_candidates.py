@@ -17,8 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
-from huggingface_hub import HfApi
-from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
 from llmclient._layout import RepoFolders, atomic_write
 from llmclient.cache import ModelCache
@@ -98,6 +96,9 @@ def _listing_path(cache: ModelCache, repo_id: str, revision: str) -> Path:
 
 
 def _listing_online(repo_id: str, revision: str, endpoint: str | None, token: str | bool | None) -> dict[str, int]:
+    from huggingface_hub import HfApi  # the hub's HTTP stack loads only once the hub is asked (see _hub)
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
     hub = endpoint or "the hub"
     try:
         info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True)

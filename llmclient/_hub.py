@@ -11,22 +11,11 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
-import httpx2
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
 from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from llmclient.errors import (
     DownloadError,
@@ -34,6 +23,11 @@ from llmclient.errors import (
     InvalidModelReferenceError,
     ModelNotFoundError,
 )
+
+# the hub's HTTP stack (httpx2, httpcore2, huggingface_hub's API: ~0.25 s) loads only once the hub is asked:
+# a local file's cold start never pays it
+if TYPE_CHECKING:
+    import httpx2
 
 logger = logging.getLogger("llmclient")
 
@@ -163,6 +157,18 @@ def resolve(
     repo_id: str, filename: str, revision: str, *, endpoint: str | None, token: str | bool | None, timeout: float
 ) -> RemoteFile:
     """Ask the hub (one HEAD request) for the file's commit, checksum, size and download location. Blocking."""
+    import httpx2
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
+
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
     headers = build_hf_headers(token=token, library_name="llmclient")
     hub = endpoint or hf_constants.ENDPOINT
@@ -226,6 +232,8 @@ def resolve(
 def list_files(repo_id: str, revision: str, *, endpoint: str | None, token: str | bool | None) -> list[str]:
     """The repo's file names at `revision`, or an empty list if the hub cannot say. Blocking."""
     try:
+        from huggingface_hub import HfApi
+
         return sorted(HfApi(endpoint=endpoint, token=token).list_repo_files(repo_id, revision=revision))
     except Exception as error:  # only used to enrich an error message
         logger.debug("could not list files of %s: %s", repo_id, error)

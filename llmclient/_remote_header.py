@@ -7,10 +7,6 @@ request asks for the bytes after it, at least half again as many as held, so the
 
 from __future__ import annotations
 
-import httpx2
-from huggingface_hub import get_session, hf_raise_for_status
-from huggingface_hub.errors import HfHubHTTPError
-
 from llmclient._gguf_header import ParsedHeader, TruncatedHeader, parse_header
 from llmclient._hub import RETRY_STATUSES, HubUnavailableError, RemoteFile, retry_after_of
 from llmclient.errors import DownloadError, ModelFormatError
@@ -24,6 +20,10 @@ MAX_HEADER = 256 << 20
 
 def _get_range(remote: RemoteFile, start: int, end: int, timeout: float) -> bytes:
     """Bytes [start, end) of the file; never more than that is read, even from a server that ignores Range."""
+    import httpx2  # the hub's HTTP stack loads only once the hub is asked (see _hub)
+    from huggingface_hub import get_session, hf_raise_for_status
+    from huggingface_hub.errors import HfHubHTTPError
+
     headers = {**remote.headers, "Range": f"bytes={start}-{end - 1}"}
     try:
         with get_session().stream(

@@ -16,14 +16,15 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx2
-from huggingface_hub import get_async_session, hf_raise_for_status
-from huggingface_hub.errors import HfHubHTTPError
 
 from llmclient._hub import RETRY_STATUSES, Backoff, HubUnavailableError, RemoteFile, retry_after_of
 from llmclient.errors import DownloadError, InsufficientDiskError
+
+if TYPE_CHECKING:  # at run time the hub's HTTP stack is imported where it is used, once the hub is asked
+    import httpx2
 
 ProgressFn = Callable[[int, "int | None"], object]
 
@@ -143,6 +144,8 @@ class HttpClientBuilder:
         self._thread.start()
 
     def _build(self) -> None:
+        from huggingface_hub import get_async_session  # the hub's HTTP stack loads only once the hub is asked
+
         try:
             self._client = get_async_session()
         except BaseException as error:  # handed to whoever awaits the client
@@ -210,6 +213,10 @@ async def _attempt(
     client: httpx2.AsyncClient, remote: RemoteFile, partial: PartialFile, timeout: float, progress: ProgressFn | None
 ) -> bool:
     """One GET from the partial file's end; True once the file is complete."""
+    import httpx2
+    from huggingface_hub import hf_raise_for_status
+    from huggingface_hub.errors import HfHubHTTPError
+
     offset = partial.size
     headers = {**remote.headers, "Accept-Encoding": "identity"}
     if offset:
@@ -246,6 +253,8 @@ async def _pump(
     response: httpx2.Response, partial: PartialFile, skip: int, progress: ProgressFn | None, total: int | None
 ) -> None:
     """Receive on the event loop while a worker thread writes and hashes the previous chunks."""
+    import httpx2
+
     send, receive = anyio.create_memory_object_stream[bytes](8)
     failure: BaseException | None = None
     lost: httpx2.TransportError | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -227,3 +229,17 @@ async def test_unreachable_hub_and_impossible_layers_say_what_is_wrong(
     many = LlmClient.llama_cpp().mistral7b().endpoint(five.url).cache_dir(tmp_path).ctx(131072).gpu_layers(33)
     with pytest.raises(llmclient.InsufficientMemoryError, match=r"33 offloaded layers \(\.gpu_layers\) do not fit"):
         await many.plan()
+
+
+def test_a_local_file_is_planned_without_loading_the_hub_http_stack(smollm2: Path) -> None:
+    # cold start: httpx2/httpcore2 and huggingface_hub's API cost ~0.25 s of import; a local file never needs them
+    script = (
+        "import sys, anyio\n"
+        "from llmclient.builder import LlamaCppBuilder\n"
+        f"plan = anyio.run(LlamaCppBuilder.for_file({str(smollm2)!r}, ctx=512).plan)\n"
+        "loaded = sorted(m for m in ('httpx2', 'httpcore2', 'huggingface_hub.hf_api') if m in sys.modules)\n"
+        "print(plan.n_ctx, loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=1) == ["512", "[]\n"]
