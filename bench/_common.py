@@ -1,10 +1,15 @@
-"""What the benchmarks share: the prompts, a percentile, a free local port, and the peer server's command line."""
+"""What the benchmarks share: the prompts, a percentile, the loop-lag ticker, a free local port, and the peer
+server's command line."""
 
 from __future__ import annotations
 
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import anyio
 
 
 def prompt(i: int) -> list[dict[str, str]]:
@@ -17,6 +22,14 @@ def pct(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of values, nearest rank: with 8 values p99 is the largest."""
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def tick_until(done: Callable[[], bool], lags: list[float]) -> None:
+    """A 1 ms ticker: appends how late each tick woke (ms) to `lags` until `done()`, i.e. the event loop's lag."""
+    while not done():
+        before = time.perf_counter()
+        await anyio.sleep(0.001)
+        lags.append((time.perf_counter() - before - 0.001) * 1000)
 
 
 def free_port() -> int:

@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 import llama_cpp
+from _common import pct, tick_until  # bench/ is on sys.path when run as a script
 
 from llmclient import LlmClient
 from llmclient.hardware import detect
@@ -90,16 +91,9 @@ async def ours(client: LlmClient, n: int, tick: bool) -> tuple[float, float, flo
     (the 1 ms ticker itself costs CPU on a small machine, so the speed is taken from a run without it)."""
     lags: list[float] = []
     done = anyio.Event()
-
-    async def ticker() -> None:
-        while not done.is_set():
-            before = time.perf_counter()
-            await anyio.sleep(0.001)
-            lags.append((time.perf_counter() - before - 0.001) * 1000)
-
     async with anyio.create_task_group() as tg:
         if tick:
-            tg.start_soon(ticker)
+            tg.start_soon(tick_until, done.is_set, lags)
         start, first, count = time.perf_counter(), 0.0, 0
         async for chunk in client.stream(PROMPT, max_tokens=n, temperature=0.0):
             if chunk.text:
@@ -107,8 +101,7 @@ async def ours(client: LlmClient, n: int, tick: bool) -> tuple[float, float, flo
                 first = first or time.perf_counter()
         end = time.perf_counter()
         done.set()
-    lags.sort()
-    p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
+    p99 = pct(lags, 0.99) if lags else 0.0
     return first - start, (count - 1) / (end - first), p99, max(lags, default=0.0)
 
 

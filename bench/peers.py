@@ -55,7 +55,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import free_port, llama_server_command, pct, prompt  # bench/ is on sys.path when run as a script
+from _common import (  # bench/ is on sys.path when run as a script
+    free_port,
+    llama_server_command,
+    pct,
+    prompt,
+    tick_until,
+)
 
 SYSTEMS = ("llmclient", "to_thread", "llama_cpp.server", "mistralrs", "gpt4all")
 PACKAGES = ("llmclient", "llama-cpp-python", "openai", "uvicorn", "mistralrs", "gpt4all")
@@ -100,8 +106,14 @@ class Peer:
 # --- the systems, each opened in its own process --------------------------------------------------------------
 
 
-async def thread_stream(pieces: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
-    """Run a blocking iterator in `asyncio.to_thread`, handing each piece to the event loop as it comes."""
+async def thread_stream(pieces: Callable[[], Iterator[str]], lock: asyncio.Lock | None = None) -> AsyncIterator[str]:
+    """Run a blocking iterator in `asyncio.to_thread`, handing each piece to the event loop as it comes; with `lock`,
+    one such stream at a time (for a model object that is not thread-safe)."""
+    if lock is not None:
+        async with lock:
+            async for piece in thread_stream(pieces):
+                yield piece
+        return
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
 
@@ -155,9 +167,8 @@ async def open_to_thread(s: Settings) -> AsyncIterator[Peer]:
             for chunk in llm.create_chat_completion(messages, stream=True, max_tokens=tokens, temperature=0.0):
                 yield chunk["choices"][0]["delta"].get("content") or ""
 
-        async with lock:
-            async for piece in thread_stream(pieces):
-                yield piece
+        async for piece in thread_stream(pieces, lock):
+            yield piece
 
     try:
         yield Peer(stream)
@@ -247,9 +258,8 @@ async def open_gpt4all(s: Settings) -> AsyncIterator[Peer]:
                     messages[-1]["content"], max_tokens=tokens, temp=0.0, repeat_penalty=1.0, streaming=True
                 )
 
-        async with lock:
-            async for piece in thread_stream(pieces):
-                yield piece
+        async for piece in thread_stream(pieces, lock):
+            yield piece
 
     try:
         yield Peer(stream)
@@ -288,14 +298,7 @@ async def concurrent(stream: Stream, tokens: int) -> dict[str, Any]:
     """CONCURRENT requests at once from this event loop, with a 1 ms ticker measuring the loop's lag."""
     lags: list[float] = []
     done = asyncio.Event()
-
-    async def ticker() -> None:
-        while not done.is_set():
-            before = time.perf_counter()
-            await asyncio.sleep(0.001)
-            lags.append((time.perf_counter() - before - 0.001) * 1000)
-
-    tick = asyncio.ensure_future(ticker())
+    tick = asyncio.ensure_future(tick_until(done.is_set, lags))
     start = time.perf_counter()
     results = await asyncio.gather(*(timed(stream, prompt(i), tokens) for i in range(1, CONCURRENT + 1)))
     wall = time.perf_counter() - start

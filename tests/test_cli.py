@@ -242,8 +242,7 @@ def test_hw_shows_the_devices_and_memory_llama_cpp_sees() -> None:
 
 def test_the_console_script_and_module_are_the_same_command() -> None:
     script = shutil.which("llmclient", path=str(Path(sys.executable).parent))
-    if script is None:
-        pytest.skip("the llmclient console script is not installed in this environment")
+    assert script is not None, "`pip install -e .` installs the llmclient console script beside this Python"
     from llmclient import __version__
 
     for command in ([script], [sys.executable, "-m", "llmclient"]):
