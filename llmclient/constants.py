@@ -42,6 +42,21 @@ def worker_nice() -> int:
     return int(value)
 
 
+#: Whether the worker hands out a step's tokens while the next batch is computed: 1 always, 0 never; unset, where
+#: layers run on a GPU (on a CPU the decode computes before it returns, so there is nothing to overlap).
+OVERLAP_ENV = "LLMCLIENT_OVERLAP"
+
+
+def overlap_steps() -> bool | None:
+    """`$LLMCLIENT_OVERLAP` as True/False, or None (unset: the backend decides)."""
+    value = os.environ.get(OVERLAP_ENV, "").strip()
+    if not value:
+        return None
+    if value not in ("0", "1"):
+        raise ValueError(f"{OVERLAP_ENV}={value!r} must be 0 or 1; or unset it")
+    return value == "1"
+
+
 def memory_budget_gb() -> float | None:
     """`$LLMCLIENT_MEMORY_GB` as a number of GB, or None when unset."""
     value = os.environ.get(MEMORY_GB_ENV, "").strip()

@@ -65,13 +65,15 @@ class _Running:
     """The batch row holding this request's logits in the current step (-1: none)."""
     first_pos: int = 0
     """Its first position in the current step's batch (where to cut the cache back to if the step fails)."""
+    done: bool = False
 
 
 class BatchDecoder:
     """The running requests of one llama.cpp context and the step that advances them all."""
 
     def __init__(self, lib: Any, ctx: Any, vocab: Any, *, n_vocab: int, n_batch: int, n_ctx: int,
-                 kv_tokens: int, parallel: int, prefill_chunk: int, seed: int, invariant: bool) -> None:  # fmt: skip
+                 kv_tokens: int, parallel: int, prefill_chunk: int, seed: int, invariant: bool,
+                 overlap: bool = False) -> None:  # fmt: skip
         self._lib, self._ctx, self._vocab = lib, ctx, vocab
         self._memory = lib.llama_get_memory(ctx)
         self._n_vocab, self._n_batch, self._seed = n_vocab, n_batch, seed
@@ -98,6 +100,12 @@ class BatchDecoder:
         """Each token's text as bytes, None for end-of-generation tokens (filled as tokens are first seen)."""
         self._buffer = ctypes.create_string_buffer(256)
         self._abort_all = False
+        self.overlap = overlap
+        """Deliver a step's tokens while the next batch is computed (a GPU's `llama_decode` returns before it is
+        done): the Python side of each step then costs no GPU time. On the CPU the decode itself computes, so the
+        tokens are delivered first, as soon as they exist."""
+        self._in_flight: list[_Running] = []
+        """The requests with a row in the batch being computed."""
 
     @property
     def active(self) -> int:
@@ -145,12 +153,22 @@ class BatchDecoder:
     def step(self) -> None:
         """Decode one batch: a token for every generating request, and prompt chunks for joining ones."""
         try:
-            self._step()
+            if self.overlap:  # the GPU computes the next batch while we hand out the last one's tokens
+                sampled = self._collect()
+                # except a request's first token: a batch of another shape may cost a graph rebuild (ms) to launch
+                self._deliver([s for s in sampled if s[0].produced <= 1])
+                self._launch()
+                self._deliver([s for s in sampled if s[0].produced > 1])
+            else:
+                self._launch()
+                self._deliver(self._collect())
         except Exception as error:  # a bug of ours: fail what runs, with a cache that starts afresh
+            self._sync()
             for r in list(self._running):
                 self._finish(r, None, error)
 
-    def _step(self) -> None:
+    def _launch(self) -> None:
+        """Put a batch together from what the running requests need next and start decoding it."""
         for r in [r for r in self._running if r.cancelled()]:
             self._finish(r, "cancelled")
         if not self._running:
@@ -158,7 +176,7 @@ class BatchDecoder:
         token, pos, nseq, seq, logits = self._b_token, self._b_pos, self._b_nseq, self._b_seq, self._b_logits
         for r in self._running:
             r.row, r.first_pos = -1, len(r.slot.tokens)
-        joining = [r for r in self._running if r.pending < 0]
+        joining = [r for r in self._running if r.pending < 0 and r.fed < len(r.prompt)]
         generating = [r for r in self._running if r.pending >= 0]
         if self.invariant and joining and generating:  # never in one batch: take turns
             self._prefill_turn = not self._prefill_turn
@@ -187,6 +205,8 @@ class BatchDecoder:
                 r.row = n - 1
             fed.append((r, take))
             room -= take
+        if n == 0:
+            return
         self._batch.n_tokens = n
         status = int(self._lib.llama_decode(self._ctx, self._batch))
         if status != 0:
@@ -198,30 +218,63 @@ class BatchDecoder:
         for r in generating:
             r.slot.tokens.append(r.pending)
             r.pending = -1
-        for r in [*generating, *(r for r, _ in fed)]:
-            if r.row >= 0:
-                try:
-                    self._next(r, r.chain.sample(self._ctx, r.row))
-                except Exception as error:  # this request fails; the others go on
-                    self._finish(r, None, error)
+        self._in_flight = [r for r in self._running if r.row >= 0]
 
-    def _next(self, r: _Running, tok: int) -> None:
-        piece = self._pieces.get(tok, b"")
-        if piece == b"":
-            piece = self._piece(tok)
-        if piece is None:
-            self._finish(r, "stop")
-            return
-        r.produced += 1
-        shown = r.text.feed(piece)
-        if shown:
-            r.emit(Piece(shown))
-        if r.text.stopped:
-            self._finish(r, "stop")
-        elif r.produced >= r.max_tokens or len(r.slot.tokens) + 1 >= self.n_ctx:
-            self._finish(r, "length")
-        else:
-            r.pending = tok
+    def _collect(self) -> list[tuple[_Running, bytes | None, bool]]:
+        """Wait for the batch in flight and sample each of its requests' next token: (request, the token's text or
+        None at the end of generation, whether it is the last one max_tokens or the context allow).
+
+        A token that ends its request is not decoded again; any other becomes the request's `pending` token, for
+        the next batch.
+        """
+        in_flight, self._in_flight = self._in_flight, []
+        if not in_flight:
+            return []
+        self._lib.llama_synchronize(self._ctx)
+        sampled: list[tuple[_Running, bytes | None, bool]] = []
+        for r in in_flight:
+            if r.done:  # finished while the batch was computed (a stop sequence): its row is not needed
+                continue
+            try:
+                tok = r.chain.sample(self._ctx, r.row)
+            except Exception as error:  # this request fails; the others go on
+                self._finish(r, None, error)
+                continue
+            piece = self._pieces.get(tok, b"")
+            if piece == b"":
+                piece = self._piece(tok)
+            last = False
+            if piece is not None:
+                r.produced += 1
+                last = r.produced >= r.max_tokens or len(r.slot.tokens) + 1 >= self.n_ctx
+                if not last:
+                    r.pending = tok
+            sampled.append((r, piece, last))
+        return sampled
+
+    def _deliver(self, sampled: list[tuple[_Running, bytes | None, bool]]) -> None:
+        """Hand each sampled token's text to its request and finish those that are done."""
+        for r, piece, last in sampled:
+            if r.done:  # cancelled since
+                continue
+            if piece is None:
+                self._finish(r, "stop")
+                continue
+            shown = r.text.feed(piece)
+            if shown:
+                r.emit(Piece(shown))
+            if r.text.stopped:  # its next token may be in flight: harmless, the slot's cache just holds it too
+                self._finish(r, "stop")
+            elif last:
+                self._finish(r, "length")
+        if not self._running:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Wait for a batch still in flight whose results nobody needs (before idling, closing or starting over)."""
+        if self._in_flight:
+            self._in_flight = []
+            self._lib.llama_synchronize(self._ctx)
 
     def _piece(self, tok: int) -> bytes | None:
         lib = self._lib
@@ -253,6 +306,7 @@ class BatchDecoder:
 
     def _finish(self, r: _Running, reason: str | None, error: BaseException | None = None) -> None:
         self._running.remove(r)
+        r.done = True
         r.chain.close()
         self._clock += 1
         r.slot.busy, r.slot.last_used = False, self._clock
@@ -275,6 +329,7 @@ class BatchDecoder:
     def close(self) -> None:
         """Cancel what runs and free the batch (the caller frees the context)."""
         self._abort_all = True
+        self._sync()
         for r in list(self._running):
             self._finish(r, "cancelled")
         self._lib.llama_batch_free(self._batch)

@@ -20,11 +20,19 @@ from typing import Any
 
 from llmclient.backends import GenerateRequest, Piece, Prepared
 from llmclient.backends._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
+from llmclient.constants import overlap_steps
 from llmclient.errors import ContextOverflowError
 
 __all__ = ["LlamaCppBackend", "LlamaCppSettings"]
 
 logger = logging.getLogger("llmclient")
+
+
+def _overlaps(settings: LlamaCppSettings) -> bool:
+    """Whether the decoder hands out a step's tokens while the next batch computes: where layers run on a GPU,
+    unless `$LLMCLIENT_OVERLAP` says otherwise."""
+    chosen = overlap_steps()
+    return settings.n_gpu_layers != 0 if chosen is None else chosen
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ class LlamaCppBackend:
             llama_cpp, self._ctx, self._model.vocab, n_vocab=int(self._model.n_vocab()), n_batch=int(params.n_batch),
             n_ctx=settings.n_ctx, kv_tokens=int(llama_cpp.llama_n_ctx(self._ctx)), parallel=parallel,
             prefill_chunk=min(chunk, BATCH_INVARIANT_CHUNK) if invariant else chunk, seed=settings.seed,
-            invariant=invariant,
+            invariant=invariant, overlap=_overlaps(settings),
         )  # fmt: skip
         # llama.cpp polls this while it computes a batch: a cancelled long prompt stops mid-way
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._decoder.abort())
