@@ -7,11 +7,10 @@ merges, tens of thousands of strings) are skipped over, keeping only their lengt
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 from typing import Any
-
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 __all__ = ["GGUF_MAGIC", "HeaderTensor", "ParsedHeader", "TruncatedHeader", "parse_header", "tensor_nbytes"]
 
@@ -23,6 +22,18 @@ MAX_KEPT_ARRAY = 4096
 # GGUF value types (gguf.GGUFValueType) → struct format for the fixed-size ones.
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
+
+#: ggml tensor type → (elements per block, bytes per block), as the gguf package's `GGML_QUANT_SIZES` has them
+#: (tests/test_metadata_hub.py holds them equal). Kept here because importing gguf costs ~30 ms of every cold
+#: start, and planning reads a tensor table; a type missing here is looked up in gguf.
+_QUANT_SIZES = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
+    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292), 16: (256, 66),
+    17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82), 23: (256, 136),
+    24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2), 34: (256, 54),
+    35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+}  # fmt: skip
 
 
 class TruncatedHeader(Exception):
@@ -69,15 +80,20 @@ class ParsedHeader:
 
 def tensor_nbytes(ggml_type: int, n_elements: int) -> int:
     """Bytes of a tensor of `n_elements` elements stored as `ggml_type`."""
-    try:
-        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    except (ValueError, KeyError):
-        raise ValueError(f"unknown ggml tensor type {ggml_type}; upgrade the gguf package") from None
+    sizes = _QUANT_SIZES.get(ggml_type)
+    if sizes is None:
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+        try:
+            sizes = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+        except (ValueError, KeyError):
+            raise ValueError(f"unknown ggml tensor type {ggml_type}; upgrade the gguf package") from None
+    block, size = sizes
     return n_elements // block * size
 
 
 class _Reader:
-    def __init__(self, data: bytes | memoryview) -> None:
+    def __init__(self, data: bytes | memoryview | mmap.mmap) -> None:
         self.data = memoryview(data)
         self.pos = 0
 
@@ -100,13 +116,13 @@ class _Reader:
         return bytes(self.take(length)).decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int) -> None:
-        data, pos, start = self.data, self.pos, self.pos
+        data, pos, start, end = self.data, self.pos, self.pos, len(self.data)
+        length_at = _U64.unpack_from
         for i in range(count):
-            if pos + 8 > len(data):
+            if pos + 8 > end:
                 average = (pos - start) / i if i else 16.0
                 raise TruncatedHeader(int(pos + (count - i) * average) + 8)
-            (length,) = struct.unpack_from("<Q", data, pos)
-            pos += 8 + length
+            pos += 8 + length_at(data, pos)[0]
         if pos > len(data):
             raise TruncatedHeader(pos)
         self.pos = pos
@@ -130,7 +146,7 @@ class _Reader:
         raise ValueError(f"unknown GGUF value type {vtype}: the file is corrupt or from a newer GGUF version")
 
 
-def parse_header(data: bytes | memoryview) -> ParsedHeader:
+def parse_header(data: bytes | memoryview | mmap.mmap) -> ParsedHeader:
     """Parse the header at the start of `data`; raise `TruncatedHeader` if `data` ends inside it.
 
     Raises `ValueError` if the bytes are not a GGUF file.

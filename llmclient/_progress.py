@@ -6,8 +6,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from llmclient._transfer import ProgressFn
 
 __all__ = ["Progress", "TqdmReporter", "reporter_for"]
@@ -25,6 +23,8 @@ class TqdmReporter:
 
     def __call__(self, done: int, total: int | None) -> None:
         if self.bar is None:
+            from tqdm.auto import tqdm  # here, not at import: ~30 ms that a cached or local model never needs
+
             # disable=None: shown only when stderr is a terminal
             self.bar = tqdm(
                 total=total,

@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from filelock import FileLock, Timeout
 
 from llmclient import _hub
 from llmclient._cache_metadata import gguf_info
@@ -384,6 +383,8 @@ class ModelCache:
     @asynccontextmanager
     async def _locked(self, path: Path) -> AsyncIterator[None]:
         """Hold the cross-process file lock at `path`, polling so the event loop and cancellation stay free."""
+        from filelock import FileLock, Timeout  # here: only a download or a cache change takes the lock
+
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path), thread_local=False)
         while True:

@@ -6,7 +6,9 @@ Read from a local file's header with `read_gguf_info(path)`, or from a hub file'
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
 import re
 from collections.abc import Sequence
@@ -200,19 +202,21 @@ def shard_names(filename: str) -> list[str]:
 
 
 def _read_prefix(path: Path) -> ParsedHeader:
-    size = 1 << 20
     with path.open("rb") as fh:
-        data = fh.read(size)
-        while True:
-            try:
-                return parse_header(data)
-            except TruncatedHeader as short:
-                more = fh.read(max(short.need - len(data), len(data)))
-                if not more:
-                    raise ModelFormatError(f"{path} ends inside its GGUF header: the file is truncated") from None
-                data += more
-            except ValueError as error:
-                raise ModelFormatError(f"{path}: {error}") from None
+        try:  # mapped: the parser reads only the header's pages, once, however long the vocabulary is
+            data: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty, or a file that cannot be mapped
+            data = fh.read()
+        try:
+            return parse_header(data)
+        except TruncatedHeader:
+            raise ModelFormatError(f"{path} ends inside its GGUF header: the file is truncated") from None
+        except ValueError as error:
+            raise ModelFormatError(f"{path}: {error}") from None
+        finally:
+            if isinstance(data, mmap.mmap):
+                with contextlib.suppress(BufferError):  # a view still held: the mapping goes with it
+                    data.close()
 
 
 def read_gguf_info(path: str | os.PathLike[str]) -> GgufInfo:

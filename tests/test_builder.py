@@ -232,14 +232,28 @@ async def test_unreachable_hub_and_impossible_layers_say_what_is_wrong(
 
 
 def test_a_local_file_is_planned_without_loading_the_hub_http_stack(smollm2: Path) -> None:
-    # cold start: httpx2/httpcore2 and huggingface_hub's API cost ~0.25 s of import; a local file never needs them
+    # cold start: httpx2/httpcore2 and huggingface_hub's API cost ~0.25 s of import, gguf, tqdm and filelock ~70 ms;
+    # a local file never needs them
     script = (
         "import sys, anyio\n"
         "from llmclient.builder import LlamaCppBuilder\n"
         f"plan = anyio.run(LlamaCppBuilder.for_file({str(smollm2)!r}, ctx=512).plan)\n"
-        "loaded = sorted(m for m in ('httpx2', 'httpcore2', 'huggingface_hub.hf_api') if m in sys.modules)\n"
+        "unneeded = ('httpx2', 'httpcore2', 'huggingface_hub.hf_api', 'gguf', 'tqdm', 'filelock')\n"
+        "loaded = sorted(m for m in unneeded if m in sys.modules)\n"
         "print(plan.n_ctx, loaded)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(maxsplit=1) == ["512", "[]\n"]
+
+
+def test_the_header_parser_sizes_tensors_as_the_gguf_package_does() -> None:
+    from gguf import GGML_QUANT_SIZES
+
+    from llmclient._gguf_header import _QUANT_SIZES, tensor_nbytes
+
+    assert {int(t): sizes for t, sizes in GGML_QUANT_SIZES.items() if int(t) in _QUANT_SIZES} == _QUANT_SIZES
+    for ggml_type, (block, size) in GGML_QUANT_SIZES.items():  # the ones missing from our table: from gguf
+        assert tensor_nbytes(int(ggml_type), block * 10) == size * 10
+    with pytest.raises(ValueError, match="unknown ggml tensor type 999"):
+        tensor_nbytes(999, 32)
