@@ -18,7 +18,8 @@ from llmclient import LlmClient
 
 
 async def main(model: Path, rounds: int, threads: int | None) -> None:
-    client = await LlmClient.from_path(model, ctx=1024, threads=threads, parallel=8)
+    options = {"threads": threads} if threads else {}
+    client = await LlmClient.from_path(model, ctx=1024, parallel=8, **options)
     await client.chat("Hi", max_tokens=8)
     chunks = 0
 
