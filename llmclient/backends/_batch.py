@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
+
 from llmclient.backends import Piece, Prepared
 from llmclient.backends._sampling import SamplerChain
 from llmclient.backends._text import TextAssembler
@@ -231,12 +233,13 @@ class BatchDecoder:
         if not in_flight:
             return []
         self._lib.llama_synchronize(self._ctx)
+        picks = self._greedy_picks(in_flight)
         sampled: list[tuple[_Running, bytes | None, bool]] = []
         for r in in_flight:
             if r.done:  # finished while the batch was computed (a stop sequence): its row is not needed
                 continue
             try:
-                tok = r.chain.sample(self._ctx, r.row)
+                tok = picks[r.row] if r.chain.greedy else r.chain.sample(self._ctx, r.row)
             except Exception as error:  # this request fails; the others go on
                 self._finish(r, None, error)
                 continue
@@ -251,6 +254,20 @@ class BatchDecoder:
                     r.pending = tok
             sampled.append((r, piece, last))
         return sampled
+
+    def _greedy_picks(self, in_flight: list[_Running]) -> dict[int, int]:
+        """Batch row → its argmax token, for all rows at once when a greedy request is among them.
+
+        One `llama_get_logits` and one numpy argmax over every output row, instead of a call and an argmax per
+        request: each of those calls lets go of the GIL, and with many requests those hand-offs to the event loop's
+        thread are what delays it. llama.cpp stores the outputs in the order their tokens are in the batch, and
+        every request in flight has exactly one.
+        """
+        if not any(r.chain.greedy and not r.done for r in in_flight):
+            return {}
+        rows = sorted(r.row for r in in_flight)
+        logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits(self._ctx), shape=(len(rows), self._n_vocab))
+        return dict(zip(rows, logits.argmax(axis=1).tolist(), strict=True))
 
     def _deliver(self, sampled: list[tuple[_Running, bytes | None, bool]]) -> None:
         """Hand each sampled token's text to its request and finish those that are done."""
