@@ -25,7 +25,7 @@ _STRING, _ARRAY = 8, 9
 _U64 = struct.Struct("<Q")
 
 #: ggml tensor type → (elements per block, bytes per block), as the gguf package's `GGML_QUANT_SIZES` has them
-#: (tests/test_metadata_hub.py holds them equal). Kept here because importing gguf costs ~30 ms of every cold
+#: (tests/test_builder.py holds them equal). Kept here because importing gguf costs ~30 ms of every cold
 #: start, and planning reads a tensor table; a type missing here is looked up in gguf.
 _QUANT_SIZES = {
     0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),

@@ -204,19 +204,37 @@ def shard_names(filename: str) -> list[str]:
 def _read_prefix(path: Path) -> ParsedHeader:
     with path.open("rb") as fh:
         try:  # mapped: the parser reads only the header's pages, once, however long the vocabulary is
-            data: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (ValueError, OSError):  # empty, or a file that cannot be mapped
-            data = fh.read()
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file
+            return _parse(path, b"")
+        except OSError:  # a file system that cannot map it: read as much as the header needs, not the weights
+            data = fh.read(1 << 20)
+            while True:
+                try:
+                    return parse_header(data)
+                except TruncatedHeader:
+                    more = fh.read(len(data))
+                    if not more:
+                        break
+                    data += more
+                except ValueError:
+                    break
+            return _parse(path, data)
         try:
-            return parse_header(data)
-        except TruncatedHeader:
-            raise ModelFormatError(f"{path} ends inside its GGUF header: the file is truncated") from None
-        except ValueError as error:
-            raise ModelFormatError(f"{path}: {error}") from None
+            return _parse(path, mapped)
         finally:
-            if isinstance(data, mmap.mmap):
-                with contextlib.suppress(BufferError):  # a view still held: the mapping goes with it
-                    data.close()
+            with contextlib.suppress(BufferError):  # a view still held: the mapping goes with it
+                mapped.close()
+
+
+def _parse(path: Path, data: bytes | mmap.mmap) -> ParsedHeader:
+    """The header at the start of `data`, which holds the whole file; a `ModelFormatError` saying what is wrong."""
+    try:
+        return parse_header(data)
+    except TruncatedHeader:
+        raise ModelFormatError(f"{path} ends inside its GGUF header: the file is truncated") from None
+    except ValueError as error:
+        raise ModelFormatError(f"{path}: {error}") from None
 
 
 def read_gguf_info(path: str | os.PathLike[str]) -> GgufInfo:

@@ -257,3 +257,25 @@ def test_the_header_parser_sizes_tensors_as_the_gguf_package_does() -> None:
         assert tensor_nbytes(int(ggml_type), block * 10) == size * 10
     with pytest.raises(ValueError, match="unknown ggml tensor type 999"):
         tensor_nbytes(999, 32)
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_a_local_header_reads_alike_mapped_or_not_and_a_cut_file_says_it_is_truncated(
+    smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mapped: bool
+) -> None:
+    expected = read_gguf_info(smollm2)
+    cut = tmp_path / "cut.gguf"
+    with smollm2.open("rb") as src:
+        cut.write_bytes(src.read(1 << 20))  # inside the tokenizer's arrays (the header is ~1.7 MB)
+    empty = tmp_path / "empty.gguf"
+    empty.touch()
+    if not mapped:  # a file system that cannot map files: read in growing pieces instead
+
+        def no_mmap(*args: object, **kwargs: object) -> None:
+            raise OSError(19, "No such device")
+
+        monkeypatch.setattr("llmclient.metadata.mmap.mmap", no_mmap)
+    assert read_gguf_info(smollm2) == expected
+    for broken in (cut, empty):
+        with pytest.raises(llmclient.ModelFormatError, match="ends inside its GGUF header: the file is truncated"):
+            read_gguf_info(broken)

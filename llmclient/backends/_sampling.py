@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
-
 __all__ = ["SamplerChain"]
 
 
@@ -16,9 +14,8 @@ class SamplerChain:
         import llama_cpp
 
         self._lib = llama_cpp
-        self._n_vocab = n_vocab
         self.greedy = False
-        """Only an argmax: `sample` reads the logits itself instead of building llama.cpp's candidate array."""
+        """Only an argmax: the decoder picks it from the logits itself (`BatchDecoder._greedy_picks`)."""
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
         self.chain = llama_cpp.llama_sampler_chain_init(params)
@@ -43,12 +40,6 @@ class SamplerChain:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Sample (and accept) the next token from the logits at `index` of the last decode."""
-        if self.greedy:
-            # llama_sampler_sample copies the whole vocabulary into a candidate array first (~0.1-0.4 ms for a 49k
-            # vocabulary, per request per step: most of a 16-request GPU step). The argmax over the logits in place
-            # picks the same token: the first of equal maxima, as llama.cpp's greedy sampler does.
-            logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
-            return int(logits.argmax())
         return int(self._lib.llama_sampler_sample(self.chain, ctx, index))
 
     def close(self) -> None:
