@@ -39,6 +39,8 @@ class Settings:
     """The parent's `time.time()` just before it spawned this process."""
     gpt4all_template: str | None = None
     """The model's chat template rendered around `{0}`, for gpt4all's prompt template."""
+    loop: str = "default"
+    """The app's asyncio loop: `default`, or `select` (a `SelectorEventLoop` on `select()`)."""
 
 
 @dataclass

@@ -18,15 +18,19 @@ Systems, each measured in a fresh process per round, rounds interleaved (A B C D
 Thread streams reach the event loop through `call_soon_threadsafe`, as the app would receive them. Same GGUF (the
 real SmolLM2 file by default), prompts, greedy decoding (temperature 0, no repeat penalty), `--tokens` per
 request, context and threads for all. Per system and round: cold start (the parent's clock before spawning the
-process to the first streamed token: imports, load, first request), one stream's time to first token and decode
-tokens/s (tokens after the first / time after the first), 8 concurrent requests from one asyncio app (aggregate
-tokens/s, p50/p99 request latency, complete answers, and the loop's own lag meanwhile: a task sleeping 1 ms in a
-loop, p99 and max lateness) and peak RSS (the process's, plus the server's VmHWM for the server system). A peer
-that cannot load the model or do a part shows "n/a" and a note with the reason.
+process to the first streamed token: imports, load, first request), one stream's time to first token (the first
+of three) and decode tokens/s (tokens after the first / time after the first; the median of three), 8 concurrent
+requests from one asyncio app (aggregate tokens/s, p50/p99 request latency, complete answers, and the loop's own
+lag meanwhile: a task sleeping 1 ms in a loop, p99 and max lateness) and peak RSS (the process's, plus the
+server's VmHWM for the server system). A peer that cannot load the model or do a part shows "n/a" and a note with
+the reason.
 
     python bench/peers.py [--model PATH] [--systems a,b] [--rounds 5] [--tokens 128] [--gpu] [--quick]
-                          [--json FILE] [--plot FILE]
+                          [--loop default|select] [--json FILE] [--plot FILE]
 
+`--loop select`: the app's loop waits in `select()`, which keeps a timer's microseconds, instead of epoll, which rounds
+every wait up to a whole millisecond: after any wake-up of the loop (a streamed token), the ticker's next tick comes
+up to 1 ms late on epoll whatever the system does, and this takes that out of the lag figures.
 `--gpu`: the llama-family systems offload everything; a peer without a GPU build here is skipped with a reason.
 `--quick`: 2 rounds of 32 tokens (about 1.5 minutes on 2 idle cores). `--json` keeps every round's raw results.
 """
@@ -42,6 +46,7 @@ import os
 import platform
 import re
 import resource
+import selectors
 import shlex
 import statistics
 import subprocess
@@ -139,7 +144,11 @@ async def measure(system: str, s: Settings) -> dict[str, Any]:
         if warm["error"]:
             return {"error": f"the first request failed: {warm['error']}"}
         out["cold_s"] = warm["first_at"] - s.t0
-        out["single"] = await timed(peer.stream, prompt(0), s.tokens)
+        # one stream, three times (a 128-token run is about a second on a CPU: one alone is at the mercy of noise);
+        # the figures of the median one by decode rate, time to first token from the first (nothing cached yet)
+        singles = [await timed(peer.stream, prompt(i), s.tokens) for i in (0, 0, 0)]
+        out["single"] = {**sorted(singles, key=lambda r: r["decode_tps"])[1], "ttft": singles[0]["ttft"]}
+        out["singles"] = singles
         out["concurrent"] = await concurrent(peer.stream, s.tokens)
         if out["concurrent"]["errors"] and peer.serial_fallback is not None:
             out["concurrent_batched"] = out["concurrent"]
@@ -162,7 +171,9 @@ def child(system: str, settings: str) -> None:
     if system == "mistralrs":  # read once, when the library starts: the same threads as the others, no network
         os.environ["RAYON_NUM_THREADS"] = str(s.threads)
         os.environ["HF_HUB_OFFLINE"] = "1"
-    result = asyncio.run(measure(system, s))
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector()) if s.loop == "select" else asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    result = loop.run_until_complete(measure(system, s))
     print(RESULT_TAG + json.dumps(result), flush=True)
     os._exit(0)  # a CUDA context's or a native runtime's teardown can crash at exit; the result is out
 
@@ -188,6 +199,18 @@ def run_one(system: str, s: Settings, timeout: float) -> dict[str, Any]:
                 result["error"] = f"{errors[0][:200]} ({result['error']})"
             return {**result, "process_s": elapsed}
     return {"error": f"the process exited with {out.returncode}: {said[-1][:200] if said else 'no output'}"}
+
+
+def compile_bytecode(systems: list[str]) -> None:
+    """Compile llmclient's modules to bytecode, as `pip install` does for every system's package: an editable
+    checkout under PYTHONDONTWRITEBYTECODE=1 (set on this project's machines) would compile them at every import,
+    about 40 ms of a cold start that an installed package never pays."""
+    if "llmclient" in systems:
+        import compileall
+
+        import llmclient
+
+        compileall.compile_dir(Path(llmclient.__file__).parent, quiet=1)
 
 
 def gpu_skips(systems: list[str]) -> dict[str, str]:
@@ -330,6 +353,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per system and round")
     parser.add_argument("--json", type=Path, default=None, help="also write the per-round raw results here")
     parser.add_argument("--plot", type=Path, default=None, help="draw a PNG of tokens/s and loop lag here")
+    parser.add_argument("--loop", choices=("default", "select"), default="default",
+                        help="the app's asyncio loop: the default (epoll), or one on select(), whose timers keep "
+                        "microseconds where epoll rounds a wait up to whole milliseconds")  # fmt: skip
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--settings", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--from-json", type=Path, default=None, help="table and plot from a --json file; runs nothing")
@@ -355,9 +381,10 @@ def main() -> None:
     hardware = detect()
     threads = args.threads or threads_for(hardware, fully_offloaded=args.gpu)
     template = gpt4all_template(args.model) if "gpt4all" in systems else None
-    s = Settings(str(args.model.resolve()), tokens, threads, args.gpu, gpt4all_template=template)
+    s = Settings(str(args.model.resolve()), tokens, threads, args.gpu, gpt4all_template=template, loop=args.loop)
     skips = gpu_skips(systems) if args.gpu else {}
 
+    compile_bytecode(systems)
     started = time.perf_counter()
     runs: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
     for i in range(rounds):
@@ -377,8 +404,8 @@ def main() -> None:
     machine = (f"{cpu_model()}, {os.cpu_count()} logical CPUs / {hardware.physical_cores} cores, {threads} threads "
                f"for every system; {gpus}")  # fmt: skip
     print(f"Machine: {machine}. Versions: {versions()}. Model: {args.model.name}; {rounds} rounds, {tokens} tokens "
-          f"per request, ctx {CTX}, greedy; llmclient with parallel={CONCURRENT}. Command: `{command}` "
-          f"({wall / 60:.1f} min)\n")  # fmt: skip
+          f"per request, ctx {CTX}, greedy, {args.loop} asyncio loop; llmclient with parallel={CONCURRENT}. "
+          f"Command: `{command}` ({wall / 60:.1f} min)\n")  # fmt: skip
     rows, notes = table(runs, tokens)
     print(rows)
     if notes:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from llmclient import ChatResult, ClientClosedError, LlmClient
+from llmclient import ChatResult, ClientClosedError, LlmClient, SyncLlmClient
 
 pytestmark = pytest.mark.anyio
 
@@ -309,3 +310,34 @@ async def test_the_event_loop_keeps_ticking_during_a_long_generation(smollm2: Pa
     )
     assert all(m[2] > 300 and b[2] > 300 for m, b in attempts), f"the ticker hardly ran: {summary}"
     assert any(level(m, b) for m, b in attempts), f"the loop lags behind the baseline's: {summary}"
+
+
+async def test_each_model_decodes_on_its_worker_thread_only(smollm2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp's CPU backend starts a team of OpenMP compute threads for each OS thread that decodes, and an idle
+    team keeps spinning on the cores the other computes on: one `Llama` called from two threads in turn generates
+    about 4 times slower on 2 cores (bench/omp_teams.py). So each model decodes on its own worker thread only:
+    loading, chats, streams, concurrent requests, a cancel, and the sync client's calls alike."""
+    import llama_cpp
+
+    callers: dict[int, set[int]] = {}
+    real_decode = llama_cpp.llama_decode
+
+    def spy(ctx: Any, batch: Any) -> Any:
+        callers.setdefault(getattr(ctx, "value", None) or id(ctx), set()).add(threading.get_native_id())
+        return real_decode(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", spy)
+    async with await LlmClient.from_path(smollm2, ctx=1024, parallel=4, temperature=0.0) as client:
+        await client.chat("Hi", max_tokens=4)
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(client.chat, f"Count to {i + 3}.")
+        with anyio.move_on_after(0.05):
+            await client.chat(STORY, max_tokens=200)
+        assert [c.text async for c in client.stream("Say hello.", max_tokens=8)]
+    with await anyio.to_thread.run_sync(lambda: SyncLlmClient.from_path(smollm2, ctx=512)) as sync_client:
+        await anyio.to_thread.run_sync(lambda: sync_client.chat("Hi", max_tokens=4))
+        await anyio.to_thread.run_sync(lambda: list(sync_client.stream("Hi", max_tokens=4)))
+    assert len(callers) == 2, f"two models, two contexts: {callers}"
+    assert all(len(threads) == 1 for threads in callers.values()), f"a context decoded on several threads: {callers}"
+    assert threading.get_native_id() not in set().union(*callers.values()), "a decode ran on the event loop"
