@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,14 @@ class Peer:
 # --- the systems, each opened in its own process --------------------------------------------------------------
 
 
-async def thread_stream(pieces: Callable[[], Iterator[str]], lock: asyncio.Lock | None = None) -> AsyncIterator[str]:
-    """Run a blocking iterator in `asyncio.to_thread`, handing each piece to the event loop as it comes; with `lock`,
-    one such stream at a time (for a model object that is not thread-safe)."""
+async def thread_stream(
+    pieces: Callable[[], Iterator[str]], lock: asyncio.Lock | None = None, executor: Executor | None = None
+) -> AsyncIterator[str]:
+    """Run a blocking iterator in `asyncio.to_thread` (or on `executor`), handing each piece to the event loop as it
+    comes; with `lock`, one such stream at a time (for a model object that is not thread-safe)."""
     if lock is not None:
         async with lock:
-            async for piece in thread_stream(pieces):
+            async for piece in thread_stream(pieces, executor=executor):
                 yield piece
         return
     loop = asyncio.get_running_loop()
@@ -77,7 +80,7 @@ async def thread_stream(pieces: Callable[[], Iterator[str]], lock: asyncio.Lock 
             return
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    done = asyncio.ensure_future(asyncio.to_thread(pump))
+    done = asyncio.ensure_future(asyncio.to_thread(pump) if executor is None else loop.run_in_executor(executor, pump))
     while (item := await queue.get()) is not None:
         if isinstance(item, BaseException):
             raise item
@@ -105,7 +108,7 @@ async def open_llmclient(s: Settings) -> AsyncIterator[Peer]:
 
 
 @contextlib.asynccontextmanager
-async def open_to_thread(s: Settings) -> AsyncIterator[Peer]:
+async def open_to_thread(s: Settings, executor: Executor | None = None) -> AsyncIterator[Peer]:
     import llama_cpp
 
     llm: Any = llama_cpp.Llama(s.model, n_ctx=CTX, n_threads=s.threads, n_threads_batch=s.threads, flash_attn=True,
@@ -117,13 +120,22 @@ async def open_to_thread(s: Settings) -> AsyncIterator[Peer]:
             for chunk in llm.create_chat_completion(messages, stream=True, max_tokens=tokens, temperature=0.0):
                 yield chunk["choices"][0]["delta"].get("content") or ""
 
-        async for piece in thread_stream(pieces, lock):
+        async for piece in thread_stream(pieces, lock, executor):
             yield piece
 
     try:
         yield Peer(stream)
     finally:
         llm.close()
+
+
+@contextlib.asynccontextmanager
+async def open_one_thread(s: Settings) -> AsyncIterator[Peer]:
+    """`to_thread` on one dedicated thread: llama.cpp (OpenMP) starts a team of compute threads for each OS thread
+    that decodes, and `asyncio.to_thread` hands calls to any of the executor's threads (bench/omp_teams.py)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama") as executor:
+        async with open_to_thread(s, executor) as peer:
+            yield peer
 
 
 @contextlib.asynccontextmanager
@@ -218,7 +230,8 @@ async def open_gpt4all(s: Settings) -> AsyncIterator[Peer]:
 
 
 OPENERS: dict[str, Callable[[Settings], contextlib.AbstractAsyncContextManager[Peer]]] = {
-    "llmclient": open_llmclient, "to_thread": open_to_thread, "llama_cpp.server": open_server,
+    "llmclient": open_llmclient, "to_thread": open_to_thread, "one_thread": open_one_thread,
+    "llama_cpp.server": open_server,
     "mistralrs": open_mistralrs, "gpt4all": open_gpt4all,
 }  # fmt: skip
 

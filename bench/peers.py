@@ -6,6 +6,8 @@ Systems, each measured in a fresh process per round, rounds interleaved (A B C D
   its plan offloads everything): the 8 concurrent requests decode together in one batch;
 - `to_thread`: llama-cpp-python's `Llama.create_chat_completion(stream=True)` in `asyncio.to_thread`, behind an
   `asyncio.Lock` (a `Llama` is not thread-safe), so concurrent requests run one after another;
+- `one_thread`: the same on one dedicated thread (`loop.run_in_executor` with a one-thread executor): the careful
+  way, since llama.cpp starts a team of compute threads for each OS thread that decodes (bench/omp_teams.py);
 - `llama_cpp.server`: llama-cpp-python's OpenAI-compatible server under uvicorn on 127.0.0.1, started by the app
   and streamed with `openai.AsyncOpenAI` (the server's defaults: a new request interrupts the running one);
 - `mistralrs`: mistral.rs's Python wheel loading the GGUF file offline (`Which.GGUF`, `max_seqs=8`, threads via
@@ -61,7 +63,7 @@ from typing import Any
 from _common import pct, prompt, tick_until  # bench/ is on sys.path when run as a script
 from _peer_systems import CONCURRENT, CTX, OPENERS, Settings, Stream, gpt4all_template
 
-SYSTEMS = ("llmclient", "to_thread", "llama_cpp.server", "mistralrs", "gpt4all")
+SYSTEMS = ("llmclient", "to_thread", "one_thread", "llama_cpp.server", "mistralrs", "gpt4all")
 PACKAGES = ("llmclient", "llama-cpp-python", "openai", "uvicorn", "mistralrs", "gpt4all")
 WARM_UP: list[dict[str, str]] = [{"role": "user", "content": "Say hello."}]
 RESULT_TAG = "PEERS-RESULT "
@@ -219,7 +221,7 @@ def gpu_skips(systems: list[str]) -> dict[str, str]:
 
     skips: dict[str, str] = {}
     if not llama_cpp.llama_supports_gpu_offload():
-        for system in ("llmclient", "to_thread", "llama_cpp.server"):
+        for system in ("llmclient", "to_thread", "one_thread", "llama_cpp.server"):
             skips[system] = f"llama-cpp-python {llama_cpp.__version__} here is a CPU-only build"
     if importlib.metadata.packages_distributions().get("mistralrs") == ["mistralrs"]:
         skips["mistralrs"] = "the `mistralrs` wheel is mistral.rs's CPU build (`mistralrs-cuda` is the CUDA one)"
