@@ -1,0 +1,119 @@
+"""One stream's decode rate, A/B/C interleaved: a fresh process per variant and round, each timing three greedy
+streams of --tokens after a warm-up and reporting their median, so that the machine's drift between rounds shows
+as drift, not as a difference between variants.
+
+    python bench/single_ab.py [--rounds 7] [--tokens 256] [--threads 2] [--model PATH]
+                              [--variants llmclient-p8,llmclient-p8-nice0,to_thread,one_thread]
+
+Variants: `llmclient-pN` (`LlmClient.from_path(..., parallel=N, cpu_only=True)`), with `-nice0` for
+`LLMCLIENT_WORKER_NICE=0`; `to_thread` (llama-cpp-python's `create_chat_completion(stream=True)` in
+`asyncio.to_thread`, pieces handed to the loop with `call_soon_threadsafe`, as in bench/peers.py); `one_thread` (the
+same on one dedicated executor thread: `asyncio.to_thread` may decode from several threads, each starting an
+OpenMP team, bench/omp_teams.py). The order of the variants rotates each round. Ratios are to the last variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _common import prompt  # bench/ is on sys.path when run as a script
+
+TAG = "SINGLE-AB "
+
+
+async def measure(variant: str, model: str, tokens: int, threads: int) -> float:
+    """The median decode rate of three streams of `tokens` in this process."""
+    if variant.startswith("llmclient-p"):
+        if variant.endswith("-nice0"):
+            os.environ["LLMCLIENT_WORKER_NICE"] = "0"
+        from llmclient import LlmClient
+
+        parallel = int(variant.removeprefix("llmclient-p").removesuffix("-nice0"))
+        client = await LlmClient.from_path(model, ctx=1024, threads=threads, parallel=parallel, cpu_only=True)
+
+        async def stream(messages: list[dict[str, str]], n: int) -> AsyncIterator[str]:
+            async for chunk in client.stream(messages, max_tokens=n, temperature=0.0):
+                if chunk.text:
+                    yield chunk.text
+
+    elif variant in ("to_thread", "one_thread"):
+        import llama_cpp
+
+        llm: Any = llama_cpp.Llama(model, n_ctx=1024, n_threads=threads, n_threads_batch=threads, flash_attn=True,
+                                   verbose=False)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(max_workers=1) if variant == "one_thread" else None
+
+        async def stream(messages: list[dict[str, str]], n: int) -> AsyncIterator[str]:
+            queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+            def pump() -> None:
+                for chunk in llm.create_chat_completion(messages, stream=True, max_tokens=n, temperature=0.0):
+                    if text := chunk["choices"][0]["delta"].get("content"):
+                        loop.call_soon_threadsafe(queue.put_nowait, text)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+            done = asyncio.ensure_future(loop.run_in_executor(executor, pump) if executor else asyncio.to_thread(pump))
+            while (item := await queue.get()) is not None:
+                yield item
+            await done
+
+    else:
+        raise SystemExit(f"unknown variant {variant!r}")
+    async for _ in stream([{"role": "user", "content": "Say hello."}], 8):
+        pass
+    rates = []
+    for i in range(3):
+        count, first = 0, 0.0
+        async for _ in stream(prompt(i), tokens):
+            count += 1
+            first = first or time.perf_counter()
+        rates.append((count - 1) / (time.perf_counter() - first))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--model", type=Path, default=None, help="a GGUF file (default: the real SmolLM2 file)")
+    parser.add_argument("--variants", default="llmclient-p8,llmclient-p8-nice0,to_thread,one_thread")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model is None:
+        from llmclient.testing import smollm2_gguf
+
+        args.model = smollm2_gguf()
+    if args.one:
+        rate = asyncio.run(measure(args.one, str(args.model), args.tokens, args.threads))
+        print(TAG + str(rate), flush=True)
+        os._exit(0)
+    variants = args.variants.split(",")
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for i in range(args.rounds):
+        for variant in variants[i % len(variants) :] + variants[: i % len(variants)]:
+            command = [sys.executable, __file__, "--one", variant, "--model", str(args.model),
+                       "--tokens", str(args.tokens), "--threads", str(args.threads)]  # fmt: skip
+            out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+            found = [line for line in out.splitlines() if line.startswith(TAG)]
+            rates[variant].append(float(found[0].removeprefix(TAG)) if found else float("nan"))
+        print(f"round {i + 1}: " + ", ".join(f"{v} {r[-1]:.1f}" for v, r in rates.items()), flush=True)
+    base = rates[variants[-1]]
+    for variant, values in rates.items():
+        ratios = ", ".join(f"{a / b:.2f}" for a, b in zip(values, base, strict=True))
+        print(f"{variant}: median {statistics.median(values):.1f} tok/s; per round / {variants[-1]}: {ratios}")
+
+
+if __name__ == "__main__":
+    main()
