@@ -49,6 +49,24 @@ async def test_leaving_a_stream_early_frees_the_model_and_close_is_final(smollm2
         await client.chat("hello")
 
 
+async def test_leaving_a_stream_early_prints_nothing(smollm2: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """llama.cpp reports every decode stopped by its abort callback on stderr, at error level (`decode: removing
+    memory module entries ...`). Only a batch that reads a prompt is stopped for a cancel; a step of generated
+    tokens finishes (one token's time), so an app whose clients leave streams early prints nothing."""
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, parallel=2) as client:
+        alone = (await client.chat("What is the capital of France? Answer in one word.", max_tokens=16)).text
+        for _ in range(3):
+            async for chunk in client.stream("Count from 1 to 100, one number per line.", max_tokens=200):
+                if chunk.text.strip() == "3":
+                    break
+        with anyio.move_on_after(0.3):
+            await client.chat(STORY, max_tokens=500)
+        after = (await client.chat("What is the capital of France? Answer in one word.", max_tokens=16)).text
+    assert after == alone
+    printed = capfd.readouterr()
+    assert "removing memory module entries" not in printed.err + printed.out, printed.err[-500:]
+
+
 async def test_close_stops_the_running_request_and_fails_the_queued_ones(smollm2: Path) -> None:
     client = await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0, parallel=1)
     outcomes: dict[str, object] = {}

@@ -102,6 +102,8 @@ class BatchDecoder:
         """Each token's text as bytes, None for end-of-generation tokens (filled as tokens are first seen)."""
         self._buffer = ctypes.create_string_buffer(256)
         self._abort_all = False
+        self._reads_prompt = False
+        """Whether the batch being decoded holds prompt tokens: only such a batch is worth stopping for a cancel."""
         self.overlap = overlap
         """Deliver a step's tokens while the next batch is computed (a GPU's `llama_decode` returns before it is
         done): the Python side of each step then costs no GPU time. On the CPU the decode itself computes, so the
@@ -114,9 +116,16 @@ class BatchDecoder:
         return len(self._running)
 
     def abort(self) -> bool:
-        """llama.cpp's abort callback: stop a decode once every request in it is cancelled."""
+        """llama.cpp's abort callback: stop a decode that reads a prompt once every request in it is cancelled
+        (a long prompt can take seconds), or any decode when the model closes.
+
+        A batch of generated tokens only is left to finish: it takes one token's time, and llama.cpp reports every
+        stopped decode on stderr at error level (`decode: removing memory module entries ...`), which an app would
+        print each time a client leaves a stream early."""
         running = self._running
-        return self._abort_all or (bool(running) and all(r.cancelled() for r in running))
+        if self._abort_all:
+            return True
+        return self._reads_prompt and bool(running) and all(r.cancelled() for r in running)
 
     # --- joining ----------------------------------------------------------------------------------
 
@@ -210,6 +219,7 @@ class BatchDecoder:
         if n == 0:
             return
         self._batch.n_tokens = n
+        self._reads_prompt = bool(fed)
         status = int(self._lib.llama_decode(self._ctx, self._batch))
         if status != 0:
             self._failed(status)
