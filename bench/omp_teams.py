@@ -1,6 +1,7 @@
 """One `Llama`, called from two OS threads in turn: llama.cpp's CPU backend (built with OpenMP, as llama-cpp-python's
-wheels and source builds are on Linux) starts a team of compute threads for each OS thread that decodes, and the
-first team, idle, keeps spinning on the cores the second one computes on.
+wheels and source builds are on Linux) starts a team of compute threads for each OS thread that decodes, and once
+there are two teams every generation runs several times slower on a small CPU (a build with -DGGML_OPENMP=OFF
+does not).
 
 This is what `asyncio.to_thread` around a `Llama` does as soon as the executor hands a call to another of its
 threads, and why llmclient decodes on one worker thread only (tests/test_client.py::

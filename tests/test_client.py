@@ -331,9 +331,9 @@ async def test_the_event_loop_keeps_ticking_during_a_long_generation(smollm2: Pa
 
 
 async def test_each_model_decodes_on_its_worker_thread_only(smollm2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """llama.cpp's CPU backend starts a team of OpenMP compute threads for each OS thread that decodes, and an idle
-    team keeps spinning on the cores the other computes on: one `Llama` called from two threads in turn generates
-    about 4 times slower on 2 cores (bench/omp_teams.py). So each model decodes on its own worker thread only:
+    """llama.cpp's CPU backend (OpenMP builds) starts a team of compute threads for each OS thread that decodes,
+    and with two teams one `Llama` called from two threads in turn generates 3-4 times slower on 2 cores
+    (bench/omp_teams.py). So each model decodes on its own worker thread only:
     loading, chats, streams, concurrent requests, a cancel, and the sync client's calls alike."""
     import llama_cpp
 
