@@ -7,67 +7,51 @@ as drift, not as a difference between variants.
 
 Variants: `llmclient-pN` (`LlmClient.from_path(..., parallel=N, cpu_only=True)`), with `-nice0` for
 `LLMCLIENT_WORKER_NICE=0`; `to_thread` (llama-cpp-python's `create_chat_completion(stream=True)` in
-`asyncio.to_thread`, pieces handed to the loop with `call_soon_threadsafe`, as in bench/peers.py); `one_thread` (the
-same on one dedicated executor thread: `asyncio.to_thread` may decode from several threads, each starting an
-OpenMP team, bench/omp_teams.py). The order of the variants rotates each round. Ratios are to the last variant.
+`asyncio.to_thread`) and `one_thread` (the same on one dedicated executor thread: `asyncio.to_thread` may decode
+from several threads, each starting an OpenMP team, bench/omp_teams.py): bench/peers.py's systems of those names.
+The order of the variants rotates each round. Ratios are to the last variant.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from _common import prompt  # bench/ is on sys.path when run as a script
+from _peer_systems import CTX, OPENERS, Settings, Stream
 
 TAG = "SINGLE-AB "
 
 
-async def measure(variant: str, model: str, tokens: int, threads: int) -> float:
+async def measure(variant: str, model: str, tokens: int, threads: int, opened: contextlib.AsyncExitStack) -> float:
     """The median decode rate of three streams of `tokens` in this process."""
+    stream: Stream
     if variant.startswith("llmclient-p"):
         if variant.endswith("-nice0"):
             os.environ["LLMCLIENT_WORKER_NICE"] = "0"
         from llmclient import LlmClient
 
         parallel = int(variant.removeprefix("llmclient-p").removesuffix("-nice0"))
-        client = await LlmClient.from_path(model, ctx=1024, threads=threads, parallel=parallel, cpu_only=True)
+        client = await LlmClient.from_path(model, ctx=CTX, threads=threads, parallel=parallel, cpu_only=True)
+        opened.push_async_callback(client.close)
 
-        async def stream(messages: list[dict[str, str]], n: int) -> AsyncIterator[str]:
+        async def stream_llmclient(messages: list[dict[str, str]], n: int) -> AsyncIterator[str]:
             async for chunk in client.stream(messages, max_tokens=n, temperature=0.0):
                 if chunk.text:
                     yield chunk.text
 
-    elif variant in ("to_thread", "one_thread"):
-        import llama_cpp
-
-        llm: Any = llama_cpp.Llama(model, n_ctx=1024, n_threads=threads, n_threads_batch=threads, flash_attn=True,
-                                   verbose=False)  # fmt: skip
-        loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(max_workers=1) if variant == "one_thread" else None
-
-        async def stream(messages: list[dict[str, str]], n: int) -> AsyncIterator[str]:
-            queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-            def pump() -> None:
-                for chunk in llm.create_chat_completion(messages, stream=True, max_tokens=n, temperature=0.0):
-                    if text := chunk["choices"][0]["delta"].get("content"):
-                        loop.call_soon_threadsafe(queue.put_nowait, text)
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-            done = asyncio.ensure_future(loop.run_in_executor(executor, pump) if executor else asyncio.to_thread(pump))
-            while (item := await queue.get()) is not None:
-                yield item
-            await done
-
+        stream = stream_llmclient
+    elif variant in ("to_thread", "one_thread"):  # bench/peers.py's systems of these names
+        settings = Settings(model=model, tokens=tokens, threads=threads, gpu=False)
+        stream = (await opened.enter_async_context(OPENERS[variant](settings))).stream
     else:
         raise SystemExit(f"unknown variant {variant!r}")
     async for _ in stream([{"role": "user", "content": "Say hello."}], 8):
@@ -96,7 +80,12 @@ def main() -> None:
 
         args.model = smollm2_gguf()
     if args.one:
-        rate = asyncio.run(measure(args.one, str(args.model), args.tokens, args.threads))
+
+        async def one() -> float:
+            async with contextlib.AsyncExitStack() as opened:
+                return await measure(args.one, str(args.model), args.tokens, args.threads, opened)
+
+        rate = asyncio.run(one())
         print(TAG + str(rate), flush=True)
         os._exit(0)
     variants = args.variants.split(",")

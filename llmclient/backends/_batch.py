@@ -122,9 +122,9 @@ class BatchDecoder:
         A batch of generated tokens only is left to finish: it takes one token's time, and llama.cpp reports every
         stopped decode on stderr at error level (`decode: removing memory module entries ...`), which an app would
         print each time a client leaves a stream early."""
-        running = self._running
         if self._abort_all:
             return True
+        running = self._running
         return self._reads_prompt and bool(running) and all(r.cancelled() for r in running)
 
     # --- joining ----------------------------------------------------------------------------------
