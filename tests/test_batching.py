@@ -131,6 +131,10 @@ async def test_when_the_kv_cache_is_short_requests_wait_instead_of_failing(smoll
                 tg.start_soon(ask, i)
                 await anyio.sleep(0.01)
     assert [results[i].text for i in range(4)] == alone
-    most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
-    assert most == 2, f"two at a time fit in the cache: {most} ran together"
+    # a finished request's slot is reused at once on the worker while its last piece is still on its way to the
+    # loop, so spans timed on the loop touch at their ends; only an overlap of a tenth of a span counts as running
+    # together (three in the cache at once would overlap for most of their length)
+    inner = [(s + (e - s) / 10, e - (e - s) / 10) for s, e in spans]
+    most = max(sum(1 for s, e in inner if s <= t < e) for t, _ in inner)
+    assert most == 2, f"two at a time fit in the cache: {most} ran together ({sorted(spans)})"
     assert results[2].timings.queued > 0.2 and results[3].timings.queued > 0.2, "the others waited their turn"
