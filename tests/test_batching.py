@@ -64,7 +64,8 @@ async def test_cancelling_five_of_sixteen_midway_leaves_the_other_eleven_correct
     assert texts == others, "the others are unchanged"
     # free at once; (its text is not compared: alone over a cache now holding 16 answers, llama.cpp's CPU flash
     # attention splits a single query's 512+ cells across threads, which may change a greedy near-tie)
-    assert after.timings.queued < 0.5 and after.finish_reason == "length" and after.text.startswith("The number 0")
+    assert after.timings.queued < after.timings.total - after.timings.queued, "it waited less than its own answer took"
+    assert after.finish_reason == "length" and after.text.startswith("The number 0")
 
 
 async def test_a_long_prompt_joins_running_streams_in_chunks_without_changing_them(smollm2: Path) -> None:

@@ -30,7 +30,7 @@ async def test_with_parallel_1_requests_run_one_at_a_time_and_report_their_wait(
                 tg.start_soon(ask, i)
                 await anyio.sleep(0.01)  # arrive in this order
     waits = [results[i].timings.queued for i in range(3)]
-    assert waits[0] < 0.05 < waits[1] < waits[2], f"FIFO: each waits for those before it: {waits}"
+    assert waits[0] < waits[1] / 4 and waits[1] < waits[2], f"FIFO: each waits for those before it: {waits}"
     for result in results.values():
         assert result.usage.prompt_tokens > 5 and 0 < result.usage.completion_tokens <= 24
         assert result.timings.total >= result.timings.queued + result.timings.first_token
@@ -43,7 +43,9 @@ async def test_leaving_a_stream_early_frees_the_model_and_close_is_final(smollm2
         if chunk.text.strip() == "3":
             break
     answer = await client.chat("What is the capital of France? Answer in one word.", max_tokens=16)
-    assert "Paris" in answer.text and answer.timings.queued < 0.5
+    # freed at the next token: it waited less than its own short answer took (the stream had 190 tokens to go)
+    assert "Paris" in answer.text and answer.timings.queued < answer.timings.total - answer.timings.queued
+    assert client._worker.backend.active == 0, "the stream left early is not still generating"  # type: ignore[union-attr]
     await client.close()
     with pytest.raises(ClientClosedError):
         await client.chat("hello")
@@ -180,7 +182,9 @@ async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_call
         with pytest.raises(TimeoutError):
             await client.chat("Count from 1 to 500.", max_tokens=800, timeout=0.3)
         quick = await client.chat("What is the capital of France? One word.", max_tokens=8)
-        assert "Paris" in quick.text and quick.timings.queued < 0.2, "the timed-out request stopped at once"
+        waited, took = quick.timings.queued, quick.timings.total - quick.timings.queued
+        assert "Paris" in quick.text and waited < took, f"the timed-out request stopped at once: {waited=} {took=}"
+        assert client._worker.backend.active == 0, "the timed-out request is not still generating"  # type: ignore[union-attr]
 
         real = LlamaCppBackend.prepare
         calls = {"n": 0}

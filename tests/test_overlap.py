@@ -72,4 +72,4 @@ async def test_overlapped_steps_cancel_and_free_the_model(smollm2: Path, monkeyp
                 break  # leaving cancels
         after = await client.chat(QUESTIONS[1], max_tokens=24)
         assert client._worker.backend.active == 0  # type: ignore[union-attr]
-    assert after.text == alone and after.timings.queued < 0.5
+    assert after.text == alone and after.timings.queued < after.timings.total - after.timings.queued
