@@ -89,12 +89,12 @@ async def thread_stream(
 
 
 @contextlib.asynccontextmanager
-async def open_llmclient(s: Settings) -> AsyncIterator[Peer]:
+async def open_llmclient(s: Settings, parallel: int = CONCURRENT) -> AsyncIterator[Peer]:
     from llmclient import LlmClient
 
     # CPU: cpu_only, so a GPU machine does not offload; --gpu: the plan offloads (all of a model this small)
     options: dict[str, Any] = {} if s.gpu else {"cpu_only": True}
-    client = await LlmClient.from_path(s.model, ctx=CTX, threads=s.threads, parallel=CONCURRENT, **options)
+    client = await LlmClient.from_path(s.model, ctx=CTX, threads=s.threads, parallel=parallel, **options)
 
     async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
         async for chunk in client.stream(messages, max_tokens=tokens, temperature=0.0):

@@ -5,7 +5,7 @@ as drift, not as a difference between variants.
     python bench/single_ab.py [--rounds 7] [--tokens 256] [--threads 2] [--model PATH]
                               [--variants llmclient-p8,llmclient-p8-nice0,to_thread,one_thread]
 
-Variants: `llmclient-pN` (`LlmClient.from_path(..., parallel=N, cpu_only=True)`), with `-nice0` for
+Variants: `llmclient-pN` (bench/peers.py's llmclient with `parallel=N`), with `-nice0` for
 `LLMCLIENT_WORKER_NICE=0`; `to_thread` (llama-cpp-python's `create_chat_completion(stream=True)` in
 `asyncio.to_thread`) and `one_thread` (the same on one dedicated executor thread: `asyncio.to_thread` may decode
 from several threads, each starting an OpenMP team, bench/omp_teams.py): bench/peers.py's systems of those names.
@@ -22,38 +22,27 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from _common import prompt  # bench/ is on sys.path when run as a script
-from _peer_systems import CTX, OPENERS, Settings, Stream
+from _peer_systems import OPENERS, Settings, open_llmclient
 
 TAG = "SINGLE-AB "
 
 
 async def measure(variant: str, model: str, tokens: int, threads: int, opened: contextlib.AsyncExitStack) -> float:
     """The median decode rate of three streams of `tokens` in this process."""
-    stream: Stream
-    if variant.startswith("llmclient-p"):
+    settings = Settings(model=model, tokens=tokens, threads=threads, gpu=False)
+    if variant.startswith("llmclient-p"):  # bench/peers.py's llmclient system with another `parallel`
         if variant.endswith("-nice0"):
             os.environ["LLMCLIENT_WORKER_NICE"] = "0"
-        from llmclient import LlmClient
-
         parallel = int(variant.removeprefix("llmclient-p").removesuffix("-nice0"))
-        client = await LlmClient.from_path(model, ctx=CTX, threads=threads, parallel=parallel, cpu_only=True)
-        opened.push_async_callback(client.close)
-
-        async def stream_llmclient(messages: list[dict[str, str]], n: int) -> AsyncIterator[str]:
-            async for chunk in client.stream(messages, max_tokens=n, temperature=0.0):
-                if chunk.text:
-                    yield chunk.text
-
-        stream = stream_llmclient
+        peer = await opened.enter_async_context(open_llmclient(settings, parallel))
     elif variant in ("to_thread", "one_thread"):  # bench/peers.py's systems of these names
-        settings = Settings(model=model, tokens=tokens, threads=threads, gpu=False)
-        stream = (await opened.enter_async_context(OPENERS[variant](settings))).stream
+        peer = await opened.enter_async_context(OPENERS[variant](settings))
     else:
         raise SystemExit(f"unknown variant {variant!r}")
+    stream = peer.stream
     async for _ in stream([{"role": "user", "content": "Say hello."}], 8):
         pass
     rates = []

@@ -1,6 +1,6 @@
 """Two models in one process, used in turn: each llmclient model decodes on its own worker thread, so each has its
-own team of llama.cpp compute threads, and on a small CPU the idle team gets in the active one's way (OpenMP
-builds of llama.cpp, the default on Linux, worst; see bench/omp_teams.py).
+own team of llama.cpp compute threads, and on a small CPU, once there are two teams, each generation runs several
+times slower (OpenMP builds of llama.cpp, the default on Linux, worst; see bench/omp_teams.py).
 
     python bench/two_models.py [--model PATH] [--tokens 128] [--rounds 2]
 
