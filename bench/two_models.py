@@ -1,6 +1,7 @@
-"""Two models in one process, used in turn: each llmclient model decodes on its own worker thread, so each has its
-own team of llama.cpp compute threads, and on a small CPU, once there are two teams, each generation runs several
-times slower (OpenMP builds of llama.cpp, the default on Linux, worst; see bench/omp_teams.py).
+"""Two models in one process, used in turn. llama.cpp's OpenMP builds (the default on Linux) start a team of compute
+threads for each OS thread that decodes, and on a small CPU two teams taking turns make each generation several
+times slower (bench/omp_teams.py); llmclient decodes every model of a process on one thread, so both models share
+one team and each should run as fast as one alone.
 
     python bench/two_models.py [--model PATH] [--tokens 128] [--rounds 2]
 

@@ -1,6 +1,6 @@
 """`LlmClient`: the async facade over a loaded model, and `SyncLlmClient`, its twin for scripts.
 
-Every call hands the work to the model's worker thread and awaits the answer, so the event loop never blocks.
+Every call hands the work to the process's decode thread and awaits the answer, so the event loop never blocks.
 Up to the plan's `parallel` requests decode together; more wait and start in arrival order. Leaving a `stream`
 early, or cancelling the task awaiting `chat`, stops the generation at the next step.
 """

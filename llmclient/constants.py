@@ -27,19 +27,34 @@ DEFAULT_MAX_RETRIES = 5
 MEMORY_GB_ENV = "LLMCLIENT_MEMORY_GB"
 
 
-#: How much the model's worker thread lowers its scheduling priority (Linux nice increment; 0 keeps it as is).
+#: How much the decode thread (and the compute threads it starts) lowers its scheduling priority (Linux nice
+#: increment). Default 0: a niced team gets a small share of the CPU whenever anything else is runnable, and an
+#: unprivileged thread cannot take a nice back. 10 keeps the event loop's worst ticks lower on a machine of its own.
 WORKER_NICE_ENV = "LLMCLIENT_WORKER_NICE"
-DEFAULT_WORKER_NICE = 10
+DEFAULT_WORKER_NICE = 0
 
 
 def worker_nice() -> int:
-    """`$LLMCLIENT_WORKER_NICE` (0-19) or the default: the nice increment of the model's worker thread."""
+    """`$LLMCLIENT_WORKER_NICE` (0-19) or the default: the nice increment of the decode thread."""
     value = os.environ.get(WORKER_NICE_ENV, "").strip()
     if not value:
         return DEFAULT_WORKER_NICE
     if not value.isdigit() or int(value) > 19:
         raise ValueError(f"{WORKER_NICE_ENV}={value!r} must be a whole number from 0 to 19; or unset it")
     return int(value)
+
+
+#: Whether the compute-thread count follows what the machine has free (1, the default) or stays at the plan's
+#: threads (0). See `llmclient.backends._threads`.
+ADAPTIVE_THREADS_ENV = "LLMCLIENT_ADAPTIVE_THREADS"
+
+
+def adaptive_threads() -> bool:
+    """`$LLMCLIENT_ADAPTIVE_THREADS`: True unless it is 0."""
+    value = os.environ.get(ADAPTIVE_THREADS_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{ADAPTIVE_THREADS_ENV}={value!r} must be 0 or 1; or unset it")
+    return value != "0"
 
 
 #: Whether the worker hands out a step's tokens while the next batch is computed: 1 always, 0 never; unset, where

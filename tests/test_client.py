@@ -243,11 +243,11 @@ async def test_the_client_runs_on_asyncio_and_trio(smollm2: Path, anyio_backend:
 
 
 # The baseline for the loop-lag test: llama-cpp-python generating the same tokens in another process, one line to the
-# test's event loop per token, at the worker's priority (nice +10).
+# test's event loop per token, at the decode thread's priority (nice 0 unless LLMCLIENT_WORKER_NICE says otherwise).
 _STREAMING_CHILD = """
 import os, sys
 from llama_cpp import Llama
-os.nice(10)
+os.nice(int(sys.argv[4]))
 model = Llama(sys.argv[1], n_ctx=2048, n_threads=int(sys.argv[2]), verbose=False)
 prompt = model.tokenize(sys.argv[3].encode())
 print("ready", flush=True)
@@ -292,10 +292,12 @@ async def test_the_event_loop_keeps_ticking_during_a_long_generation(smollm2: Pa
     def level(mine: Lag, base: Lag) -> bool:
         return mine[0] <= 1.5 * base[0] and mine[1] <= base[1] + 2
 
+    from llmclient.constants import worker_nice
+
     threads = str(os.cpu_count() or 1)
     attempts: list[tuple[Lag, Lag]] = []
     async with await anyio.open_process(
-        [sys.executable, "-c", _STREAMING_CHILD, str(smollm2), threads, STORY]
+        [sys.executable, "-c", _STREAMING_CHILD, str(smollm2), threads, STORY, str(worker_nice())]
     ) as child:
         assert child.stdin is not None and child.stdout is not None
         lines = BufferedByteReceiveStream(child.stdout)
@@ -334,11 +336,13 @@ async def test_the_event_loop_keeps_ticking_during_a_long_generation(smollm2: Pa
     assert any(level(m, b) for m, b in attempts), f"the loop lags behind the baseline's: {summary}"
 
 
-async def test_each_model_decodes_on_its_worker_thread_only(smollm2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_every_model_decodes_on_the_one_decode_thread_of_the_process(
+    smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """llama.cpp's CPU backend (OpenMP builds) starts a team of compute threads for each OS thread that decodes,
-    and with two teams one `Llama` called from two threads in turn generates 3-4 times slower on 2 cores
-    (bench/omp_teams.py). So each model decodes on its own worker thread only:
-    loading, chats, streams, concurrent requests, a cancel, and the sync client's calls alike."""
+    and with two teams taking turns every generation runs 2-3 times slower on 2 cores (bench/omp_teams.py,
+    bench/two_models.py). So every model of the process decodes on one thread only: loading, chats, streams,
+    concurrent requests, a cancel, a second model, and the sync client's calls alike."""
     import llama_cpp
 
     callers: dict[int, set[int]] = {}
@@ -361,5 +365,50 @@ async def test_each_model_decodes_on_its_worker_thread_only(smollm2: Path, monke
         await anyio.to_thread.run_sync(lambda: sync_client.chat("Hi", max_tokens=4))
         await anyio.to_thread.run_sync(lambda: list(sync_client.stream("Hi", max_tokens=4)))
     assert len(callers) == 2, f"two models, two contexts: {callers}"
-    assert all(len(threads) == 1 for threads in callers.values()), f"a context decoded on several threads: {callers}"
-    assert threading.get_native_id() not in set().union(*callers.values()), "a decode ran on the event loop"
+    threads = set().union(*callers.values())
+    assert len(threads) == 1, f"the models decoded on several threads: {callers}"
+    assert threading.get_native_id() not in threads, "a decode ran on the event loop"
+
+
+async def test_two_models_take_turns_a_step_each_and_keep_their_own_order(smollm2: Path) -> None:
+    """Model B's requests, asked while model A streams a long answer, start within a few of A's steps, not after
+    A's answer, and A keeps streaming while B answers and while a third model loads (loading is not done on the
+    decode thread). Each model answers its own requests in arrival order. Counted in A's tokens, not in seconds."""
+    async with (
+        await LlmClient.from_path(smollm2, ctx=1024, parallel=1, temperature=0.0) as a,
+        await LlmClient.from_path(smollm2, ctx=1024, parallel=1, temperature=0.0) as b,
+    ):
+        events: list[str] = []
+
+        async def stream_a() -> None:
+            async for _ in a.stream(STORY, max_tokens=300):
+                events.append("a")
+
+        async def ask_b(i: int) -> None:
+            async for chunk in b.stream(f"What is {i} plus {i}?", max_tokens=6):
+                if chunk.text and f"b{i} first" not in events:
+                    events.append(f"b{i} first")
+            events.append(f"b{i} done")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stream_a)
+            while events.count("a") < 20:
+                await anyio.sleep(0.005)
+            events.append("ask b")
+            async with anyio.create_task_group() as asks:
+                for i in range(3):
+                    asks.start_soon(ask_b, i)
+                    await anyio.sleep(0.001)
+            events.append("load c")
+            async with await LlmClient.from_path(smollm2, ctx=512, parallel=1) as c:
+                events.append("c loaded")
+                await c.chat("Hi", max_tokens=2)
+
+    def a_between(start: str, end: str) -> int:
+        return events[events.index(start) + 1 : events.index(end)].count("a")
+
+    assert a_between("ask b", "b0 first") <= 10, f"B waited for A: {events}"
+    assert a_between("ask b", "b2 done") >= 3, f"A stood still while B answered: {events}"
+    assert [e for e in events if e.endswith(" done")] == ["b0 done", "b1 done", "b2 done"], "B's order"
+    assert "a" in events[events.index("c loaded") :], "A finished before the third model loaded: make its answer longer"
+    assert a_between("load c", "c loaded") >= 1, f"A stood still while a model loaded: {events}"

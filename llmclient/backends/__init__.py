@@ -1,7 +1,7 @@
 """Inference engines behind one small protocol; `llama_cpp` is the first.
 
 A backend owns a loaded model and advances the requests it runs together one step at a time, streaming text
-pieces back and stopping when asked. The worker thread (`llmclient._worker`) is the only caller: it prepares
+pieces back and stopping when asked. The decode thread (`llmclient._worker`) is the only caller: it prepares
 each request, starts it when the backend has room, and steps while anything runs.
 """
 
@@ -48,7 +48,7 @@ class Prepared:
 
 
 class Backend(Protocol):
-    """A loaded model that runs requests side by side. Its methods block: call them from one worker thread."""
+    """A loaded model that runs requests side by side. Its methods block: call them from the decode thread only."""
 
     def prepare(self, request: GenerateRequest) -> Prepared:
         """Tokenize `request` (through the chat template for messages); raises for a prompt that cannot run."""
@@ -70,6 +70,15 @@ class Backend(Protocol):
     @property
     def active(self) -> int:
         """Requests started and not finished."""
+        ...
+
+    @property
+    def threads(self) -> int:
+        """The most compute threads a step may use (the plan's)."""
+        ...
+
+    def set_threads(self, n: int) -> None:
+        """Use `n` compute threads (1 to `threads`) from the next step on."""
         ...
 
     def count_tokens(self, text: str) -> int:

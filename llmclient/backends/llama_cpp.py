@@ -1,4 +1,4 @@
-"""The llama.cpp backend: one model and one context, driven only from the worker thread.
+"""The llama.cpp backend: one model and one context, driven only from the decode thread.
 
 Loads with the plan's settings (context, parallel sequences sharing one KV cache, GPU layers, threads, flash
 attention, a window-sized SWA cache) through llama-cpp-python's model and context wrappers, which also give the
@@ -61,7 +61,7 @@ class LlamaCppSettings:
 
 
 class LlamaCppBackend:
-    """A loaded GGUF model. Not thread-safe: only the worker thread that created it may call it."""
+    """A loaded GGUF model. Not thread-safe: once loaded, only the decode thread may call it."""
 
     def __init__(self, path: str | os.PathLike[str], settings: LlamaCppSettings) -> None:
         """Load `path` (blocking: seconds for a large model)."""
@@ -102,6 +102,7 @@ class LlamaCppBackend:
             raise
         self._lib = llama_cpp
         self._ctx = self._context.ctx
+        self._threads = self._threads_now = threads
         self.n_ctx = settings.n_ctx
         """The most tokens one request may hold."""
         self.parallel = parallel
@@ -180,6 +181,16 @@ class LlamaCppBackend:
     @property
     def active(self) -> int:
         return self._decoder.active
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def set_threads(self, n: int) -> None:
+        n = max(1, min(n, self._threads))
+        if n != self._threads_now:  # cheap (it sets the context's parameters), but not worth a call per step
+            self._lib.llama_set_n_threads(self._ctx, n, n)
+            self._threads_now = n
 
     def close(self) -> None:
         self._decoder.close()
