@@ -3,7 +3,8 @@ while other programs compete for them.
 
 Why fewer: llama.cpp's compute threads meet at a barrier after every graph node, so a step goes at the pace of its
 most starved thread. With more threads than free cores, the kernel keeps preempting one of them and the others wait
-for it: on 2 cores beside 2 busy programs, 2 threads made 4-26 tokens/s and 1 thread 46-54 (bench/contention.py).
+for it: on 2 cores beside 2 busy programs, 2 threads made 0.6-26 tokens/s and 1 thread 46-54, and the decoding
+thread waited for a CPU 50% and 33% of the time (bench/busy_threads.py).
 
 The signal is the decode thread's own wait for a CPU: Linux's schedstat counts the time a thread was runnable but
 not running (`run_delay`). Over a window of steps, the share `f` of wall time spent waiting says how much of the
