@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from contention import busy_loops  # bench/ is on sys.path when run as a script
 
 
 def waited() -> float:
@@ -40,14 +41,13 @@ def main() -> None:
     models = {n: llama_cpp.Llama(str(args.model), n_ctx=1024, n_threads=n, n_threads_batch=n, verbose=False)
               for n in sorted({1, most})}  # fmt: skip
     prompt = models[1].tokenize(b"Write a long story about a lighthouse keeper.")
-    code = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass\n"
     busy: list[subprocess.Popen[bytes]] = []
     print(f"{args.model.name}, {most} logical CPUs, {args.tokens} tokens, greedy\n")
     print("| busy programs | threads | tok/s | waited for a CPU | slowest token ms |\n|---|---|---|---|---|")
     try:
         for k in (int(k) for k in args.busy.split(",")):
             while len(busy) < k:
-                busy.append(subprocess.Popen([sys.executable, "-c", code]))
+                busy += busy_loops(1, 600)
             while len(busy) > k:
                 busy.pop().kill()
             time.sleep(0.5)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import pct, prompt, tick_until  # bench/ is on sys.path when run as a script
+from _peer_systems import thread_stream
 
 TAG = "CONTENTION "
 CTX = 1024
@@ -70,28 +71,15 @@ async def open_system(system: str, model: str) -> AsyncIterator[Any]:
     import llama_cpp
 
     llm: Any = llama_cpp.Llama(model, n_ctx=CTX, verbose=False)
-    loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(1)  # one thread: one compute team
 
     async def stream_llama(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-
         def pieces() -> Iterator[str]:
             for chunk in llm.create_chat_completion(messages, stream=True, max_tokens=tokens, temperature=0.0):
                 yield chunk["choices"][0]["delta"].get("content") or ""
 
-        def pump() -> None:
-            try:
-                for piece in pieces():
-                    if piece:
-                        loop.call_soon_threadsafe(queue.put_nowait, piece)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-        done = loop.run_in_executor(executor, pump)
-        while (item := await queue.get()) is not None:
-            yield item
-        await done
+        async for piece in thread_stream(pieces, executor=executor):  # bench/peers.py's pump
+            yield piece
 
     try:
         yield stream_llama

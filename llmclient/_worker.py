@@ -235,8 +235,7 @@ class Worker:
             self._stopping = True
             self._fail_waiting()
         elif self._stopping:
-            self._unwait(job)
-            job.emit(ClientClosedError("the client was closed before this request ran"))
+            self._refuse(job)
         else:
             self._waiting.append(job)
 
@@ -315,9 +314,11 @@ class Worker:
 
     def _fail_waiting(self) -> None:
         while self._waiting:
-            job = self._waiting.popleft()
-            self._unwait(job)
-            job.emit(ClientClosedError("the client was closed before this request ran"))
+            self._refuse(self._waiting.popleft())
+
+    def _refuse(self, job: Job) -> None:
+        self._unwait(job)
+        job.emit(ClientClosedError("the client was closed before this request ran"))
 
 
 class _DecodeThread:
@@ -382,7 +383,7 @@ class _DecodeThread:
                     self._receive(self._inbox.get_nowait())
                 except queue.Empty:
                     break
-            began, waited = time.perf_counter(), delay.read()
+            began, waited = time.perf_counter(), delay.read() if policy.adaptive else None
             stepped = any(w.backend is not None and w.backend.active for w in self._workers)
             threads, count = policy.threads, len(self._workers)
             self._workers = [w for w in self._workers if w._step(threads)]

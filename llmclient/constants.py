@@ -50,7 +50,7 @@ ADAPTIVE_THREADS_ENV = "LLMCLIENT_ADAPTIVE_THREADS"
 
 
 def adaptive_threads() -> bool:
-    """`$LLMCLIENT_ADAPTIVE_THREADS`: True unless it is 0."""
+    """`$LLMCLIENT_ADAPTIVE_THREADS`: True unless it is 0 (read once, when the process's decode thread starts)."""
     value = os.environ.get(ADAPTIVE_THREADS_ENV, "").strip()
     if value not in ("", "0", "1"):
         raise ValueError(f"{ADAPTIVE_THREADS_ENV}={value!r} must be 0 or 1; or unset it")

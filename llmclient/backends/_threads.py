@@ -51,14 +51,14 @@ STALL_S = 0.1
 #: Seconds before trying one thread more after a failed try: doubled on each failure up to `MAX_BACKOFF`.
 BASE_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
-#: After the decode thread has had nothing to do for this long, start again from one thread: the machine may have
+#: After the decode thread has had nothing to do for this long, guess again as at the start: the machine may have
 #: changed meanwhile.
 FORGET_S = 5.0
 
 
 @dataclass(frozen=True)
 class ThreadDecision:
-    """One change of the thread count, and why."""
+    """One decision about the thread count (a change, or a try that held), and why."""
 
     at: float
     """`time.perf_counter()` when it was taken."""
@@ -114,7 +114,7 @@ class ThreadPolicy:
         `others` is read system-wide (a container may see its whole host), so it only ever lowers the guess; tries
         and sheds correct it from the steps' own waits."""
         if self.adaptive:
-            guess = 1 if others is None else max(1, min(self.most, self.most - others))
+            guess = self._guess(others)
             if guess != self.threads:
                 self._decide(guess, 0.0, "start")
 
@@ -124,9 +124,13 @@ class ThreadPolicy:
         if self.adaptive and idle >= FORGET_S:
             self._tried_from = None
             self._backoff, self._next_try = BASE_BACKOFF, self.now()
-            guess = 1 if others is None else max(1, min(self.most, self.most - others))
+            guess = self._guess(others)
             if self.threads != guess:
                 self._decide(guess, 0.0, "idle")
+
+    def _guess(self, others: int | None) -> int:
+        """The cores `others` runnable threads leave free, at least one; one where that is unknown."""
+        return 1 if others is None else max(1, min(self.most, self.most - others))
 
     def observe(self, wall: float, waited: float, others: int | None = None) -> None:
         """A step took `wall` seconds, of which the decode thread waited `waited` for a CPU; `others`: runnable
