@@ -20,6 +20,7 @@ from huggingface_hub import constants as hf_constants
 from llmclient.errors import (
     DownloadError,
     GatedModelError,
+    HubUnavailableError,
     InvalidModelReferenceError,
     ModelNotFoundError,
 )
@@ -91,14 +92,6 @@ class RemoteFile:
     size: int | None
     url: str
     headers: dict[str, str]
-
-
-class HubUnavailableError(DownloadError):
-    """The hub could not be reached or kept failing; a cached copy may still serve."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def retry_after_of(response: httpx2.Response) -> float | None:

@@ -1,6 +1,33 @@
 """The exception tree: every error llmclient raises on purpose derives from `LlmClientError`.
 
-Each message says what went wrong and what to do about it.
+Each message says what went wrong and what to do about it. Where a built-in exception fits, an error is one of
+those too (`except ValueError` keeps catching a bad request):
+
+    LlmClientError
+    ├── InvalidSettingError (ValueError)       a builder setting or environment variable out of range
+    ├── ModelSourceError                       naming and choosing a model
+    │   ├── InvalidModelReferenceError (ValueError)
+    │   ├── ModelNotFoundError (LookupError)
+    │   ├── GatedModelError (PermissionError)
+    │   ├── UnknownPresetError (LookupError)
+    │   └── QuantNotAvailableError (LookupError)
+    ├── FetchError                             getting the bytes
+    │   ├── DownloadError (OSError)
+    │   │   └── HubUnavailableError
+    │   ├── VerificationError
+    │   ├── OfflineError (ConnectionError)
+    │   └── InsufficientDiskError (OSError)
+    ├── ModelFormatError (ValueError)          reading a model file
+    ├── InsufficientMemoryError                sizing a model to the machine
+    ├── RequestError                           a request the client or its engine cannot run
+    │   ├── InvalidRequestError (ValueError)
+    │   ├── InvalidRequestTypeError (TypeError)
+    │   ├── ContextOverflowError (ValueError)
+    │   └── UnsupportedFeatureError
+    └── running a model
+        ├── ClientClosedError (RuntimeError)
+        ├── GenerationError (RuntimeError)
+        └── BusyError (RuntimeError)
 """
 
 from __future__ import annotations
@@ -9,20 +36,28 @@ from collections.abc import Sequence
 
 __all__ = [
     "BusyError",
-    "GenerationError",
     "ClientClosedError",
     "ContextOverflowError",
     "DownloadError",
+    "FetchError",
     "GatedModelError",
+    "GenerationError",
+    "HubUnavailableError",
     "InsufficientDiskError",
     "InsufficientMemoryError",
     "InvalidModelReferenceError",
+    "InvalidRequestError",
+    "InvalidRequestTypeError",
+    "InvalidSettingError",
     "LlmClientError",
     "ModelFormatError",
     "ModelNotFoundError",
-    "UnknownPresetError",
+    "ModelSourceError",
     "OfflineError",
     "QuantNotAvailableError",
+    "RequestError",
+    "UnknownPresetError",
+    "UnsupportedFeatureError",
     "VerificationError",
 ]
 
@@ -31,14 +66,22 @@ class LlmClientError(Exception):
     """Base class of every error llmclient raises on purpose."""
 
 
-# --- Naming a model -------------------------------------------------------------------------------
+class InvalidSettingError(LlmClientError, ValueError):
+    """A builder setting or an `LLMCLIENT_*` environment variable has a value outside what it accepts."""
 
 
-class InvalidModelReferenceError(LlmClientError, ValueError):
+# --- Naming and choosing a model ------------------------------------------------------------------
+
+
+class ModelSourceError(LlmClientError):
+    """The model asked for cannot be found or used as named."""
+
+
+class InvalidModelReferenceError(ModelSourceError, ValueError):
     """A repo id, file name or revision is malformed; rejected before any request is made."""
 
 
-class ModelNotFoundError(LlmClientError, LookupError):
+class ModelNotFoundError(ModelSourceError, LookupError):
     """The repo, revision or file does not exist on the hub (or is private and no token was given)."""
 
     def __init__(
@@ -50,7 +93,7 @@ class ModelNotFoundError(LlmClientError, LookupError):
         self.available = tuple(available)
 
 
-class GatedModelError(LlmClientError, PermissionError):
+class GatedModelError(ModelSourceError, PermissionError):
     """The repo is gated: its license must be accepted on the hub and a token given."""
 
     def __init__(self, message: str, *, repo_id: str) -> None:
@@ -58,14 +101,39 @@ class GatedModelError(LlmClientError, PermissionError):
         self.repo_id = repo_id
 
 
+class UnknownPresetError(ModelSourceError, LookupError):
+    """No preset has that name; the message lists the closest ones."""
+
+
+class QuantNotAvailableError(ModelSourceError, LookupError):
+    """The repo has no file of the asked quantization; the message lists those it has."""
+
+    def __init__(self, message: str, *, available: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.available = tuple(available)
+
+
 # --- Getting the bytes ----------------------------------------------------------------------------
 
 
-class DownloadError(LlmClientError, OSError):
+class FetchError(LlmClientError):
+    """A model file could not be brought into the cache intact."""
+
+
+class DownloadError(FetchError, OSError):
     """The transfer failed after its retries; the partial file is kept for the next try."""
 
 
-class VerificationError(LlmClientError):
+class HubUnavailableError(DownloadError):
+    """The hub could not be reached or kept failing; a cached copy may still serve."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """The seconds the hub asked to wait (`Retry-After`), if it said."""
+
+
+class VerificationError(FetchError):
     """The downloaded bytes do not match the hub's checksum; they were removed, a new try starts afresh."""
 
     def __init__(self, message: str, *, expected: str, actual: str) -> None:
@@ -74,11 +142,11 @@ class VerificationError(LlmClientError):
         self.actual = actual
 
 
-class OfflineError(LlmClientError, ConnectionError):
+class OfflineError(FetchError, ConnectionError):
     """Offline mode is on (or the hub is unreachable) and the file is not in the cache."""
 
 
-class InsufficientDiskError(LlmClientError, OSError):
+class InsufficientDiskError(FetchError, OSError):
     """Not enough free disk space for the download."""
 
     def __init__(self, message: str, *, needed: int, free: int) -> None:
@@ -87,15 +155,17 @@ class InsufficientDiskError(LlmClientError, OSError):
         self.free = free
 
 
-# --- Sizing a model -------------------------------------------------------------------------------
+# --- Reading and sizing a model -------------------------------------------------------------------
 
 
 class ModelFormatError(LlmClientError, ValueError):
     """The file is not a GGUF model llama.cpp can load, or its header lacks what a model needs."""
 
 
-class InsufficientMemoryError(LlmClientError, MemoryError):
-    """No candidate file fits this machine's memory at any allowed context; the message says what would."""
+class InsufficientMemoryError(LlmClientError):
+    """No candidate file fits this machine's memory at any allowed context; the message says what would.
+
+    Not a `MemoryError`: that one is the interpreter's, for an allocation that failed."""
 
     def __init__(self, message: str, *, needed: int, available: int) -> None:
         super().__init__(message)
@@ -105,19 +175,37 @@ class InsufficientMemoryError(LlmClientError, MemoryError):
         """Bytes the plan could use (GPU and RAM budgets together)."""
 
 
-# --- Choosing a model -----------------------------------------------------------------------------
+# --- Requests -------------------------------------------------------------------------------------
 
 
-class UnknownPresetError(LlmClientError, LookupError):
-    """No preset has that name; the message lists the closest ones."""
+class RequestError(LlmClientError):
+    """A request that cannot run as given; nothing was started."""
 
 
-class QuantNotAvailableError(LlmClientError, LookupError):
-    """The repo has no file of the asked quantization; the message lists those it has."""
+class InvalidRequestError(RequestError, ValueError):
+    """A request's value is out of range or missing (a sampling setting, an empty prompt, a message's role)."""
 
-    def __init__(self, message: str, *, available: Sequence[str] = ()) -> None:
+
+class InvalidRequestTypeError(RequestError, TypeError):
+    """A request's value has the wrong type (e.g. a message's content is not a string)."""
+
+
+class ContextOverflowError(RequestError, ValueError):
+    """The prompt does not fit the model's context."""
+
+    def __init__(self, message: str, *, prompt_tokens: int, n_ctx: int) -> None:
         super().__init__(message)
-        self.available = tuple(available)
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class UnsupportedFeatureError(RequestError):
+    """The request asks for something the client's engine does not do (see `engine.capabilities`)."""
+
+    def __init__(self, message: str, *, feature: str) -> None:
+        super().__init__(message)
+        self.feature = feature
+        """The capability's name, e.g. `tools`."""
 
 
 # --- Running a model ------------------------------------------------------------------------------
@@ -133,12 +221,3 @@ class GenerationError(LlmClientError, RuntimeError):
 
 class BusyError(LlmClientError, RuntimeError):
     """The client's queue is full (`max_queue` requests already waiting); try again later."""
-
-
-class ContextOverflowError(LlmClientError, ValueError):
-    """The prompt does not fit the model's context."""
-
-    def __init__(self, message: str, *, prompt_tokens: int, n_ctx: int) -> None:
-        super().__init__(message)
-        self.prompt_tokens = prompt_tokens
-        self.n_ctx = n_ctx
