@@ -2,37 +2,46 @@
 
 from __future__ import annotations
 
-# llama.cpp's native libraries must load before anything imports numpy (gguf does, and apps often do): on an H100
+# Importing llmclient loads no native library and no numpy: llama-cpp-python loads when a llama.cpp model does
+# (backends/llama_cpp/_model.py), and before numpy wherever llmclient itself would import numpy first: on an H100
 # machine with numpy 2.5.2, a numpy loaded first made every CUDA model load crash in llama.cpp's tokenizer setup
-# (SIGSEGV in llama_model_load_from_file). Loading llama_cpp first costs nothing extra: it imports numpy itself.
-import llama_cpp  # noqa: F401
-
-# isort: split
+# (SIGSEGV in llama_model_load_from_file). So an app without llama-cpp-python can still use a remote engine,
+# `llmclient.testing` and the cache.
 from llmclient import presets
-from llmclient.builder import LlamaCppBuilder
+from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.cache import ModelCache
-from llmclient.client import LlmClient, SyncLlmClient
+from llmclient.chat import Message, ToolCall
+from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
     ContextOverflowError,
     DownloadError,
+    FetchError,
     GatedModelError,
     GenerationError,
+    HubUnavailableError,
     InsufficientDiskError,
     InsufficientMemoryError,
     InvalidModelReferenceError,
+    InvalidRequestError,
+    InvalidRequestTypeError,
+    InvalidSettingError,
     LlmClientError,
     ModelFormatError,
     ModelNotFoundError,
+    ModelSourceError,
     OfflineError,
     QuantNotAvailableError,
+    RequestError,
     UnknownPresetError,
+    UnsupportedFeatureError,
     VerificationError,
 )
 from llmclient.hardware import Device, Hardware, detect
 from llmclient.metadata import GgufInfo, read_gguf_info
 from llmclient.planner import plan
+from llmclient.sampling import UNSET, Sampling
 from llmclient.types import (
     CachedModel,
     ChatResult,
@@ -51,39 +60,55 @@ __version__ = "0.1.0"
 __all__ = [
     "BusyError",
     "CachedModel",
+    "Capabilities",
     "ChatResult",
     "Chunk",
     "ClientClosedError",
     "ContextOverflowError",
-    "LlamaCppBuilder",
-    "LlmClient",
-    "QuantNotAvailableError",
-    "SyncLlmClient",
-    "Timings",
-    "UnknownPresetError",
-    "Usage",
-    "presets",
+    "detect",
     "Device",
+    "DownloadError",
+    "Engine",
+    "FetchError",
+    "GatedModelError",
+    "GenerateRequest",
+    "GenerationError",
     "GgufInfo",
     "Hardware",
+    "HubUnavailableError",
+    "InsufficientDiskError",
     "InsufficientMemoryError",
+    "InvalidModelReferenceError",
+    "InvalidRequestError",
+    "InvalidRequestTypeError",
+    "InvalidSettingError",
+    "LlamaCppBuilder",
+    "LlmClient",
+    "LlmClientError",
     "MemoryEstimate",
-    "GenerationError",
+    "Message",
+    "ModelCache",
     "ModelFile",
     "ModelFormatError",
-    "Plan",
-    "Rejected",
-    "detect",
-    "plan",
-    "read_gguf_info",
-    "DownloadError",
-    "GatedModelError",
-    "InsufficientDiskError",
-    "InvalidModelReferenceError",
-    "LlmClientError",
-    "ModelCache",
     "ModelNotFoundError",
+    "ModelSourceError",
     "OfflineError",
+    "Piece",
+    "plan",
+    "Plan",
+    "presets",
+    "QuantNotAvailableError",
+    "read_gguf_info",
+    "Rejected",
+    "RequestError",
+    "Sampling",
+    "SyncLlmClient",
+    "Timings",
+    "ToolCall",
+    "UnknownPresetError",
+    "UNSET",
+    "UnsupportedFeatureError",
+    "Usage",
     "VerificationError",
     "VerifyReport",
     "__version__",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmclient import presets
-from llmclient.builder import LlamaCppBuilder
 from llmclient.cache import ModelCache
+from llmclient.client import LlamaCppBuilder
 from llmclient.errors import UnknownPresetError
 
 __all__ = [

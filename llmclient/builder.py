@@ -1,6 +1,7 @@
-"""`LlamaCppBuilder`: name a model, adjust settings, then `plan()`, `init()` or `init_sync()`.
+"""A llama.cpp model's configuration: name a model, adjust settings, then `plan()` or `load()` an engine.
 
-Every method returns a new builder, so a half-configured one can be reused safely:
+`LlmClient.llama_cpp()` gives the `LlamaCppBuilder` (client.py), which adds `init()` and `init_sync()` to this
+configuration. Every method returns a new builder, so a half-configured one can be reused safely:
 
     base = LlmClient.llama_cpp().temperature(0.2)
     small = await base.smollm2_135m_instruct().init()
@@ -10,44 +11,56 @@ Every method returns a new builder, so a half-configured one can be reused safel
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.from_thread
+from typing_extensions import Self
 
 from llmclient._candidates import Candidates, Source, resolve_candidates
 from llmclient._hub import validate_reference
 from llmclient._progress import Progress
-from llmclient._worker import Worker
-from llmclient.backends.llama_cpp import LlamaCppBackend, LlamaCppSettings
+from llmclient.backends.llama_cpp import LlamaCppEngine, LlamaCppSettings
 from llmclient.cache import ModelCache
-from llmclient.client import LlmClient, SyncLlmClient
+from llmclient.errors import InvalidSettingError
 from llmclient.hardware import detect
 from llmclient.planner import plan as make_plan
 from llmclient.presets import get as get_preset
 from llmclient.presets._methods import PresetMethods
+from llmclient.sampling import Sampling
 from llmclient.types import Plan
 
-__all__ = ["LlamaCppBuilder"]
+__all__ = ["LlamaCppConfig", "Loaded"]
+
+_NOT_SETTINGS = frozenset({"for_file", "init", "init_sync", "load", "plan", "preset", "hf", "local"})
 
 
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        raise InvalidSettingError(f"{name} must be a positive whole number, got {value!r}")
     return value
 
 
 def _number(name: str, value: object, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+        raise InvalidSettingError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
     return float(value)
 
 
 @dataclass(frozen=True)
-class LlamaCppBuilder(PresetMethods):
+class Loaded:
+    """A loaded engine and what the client over it needs from the configuration."""
+
+    engine: LlamaCppEngine
+    plan: Plan
+    defaults: Sampling
+    system_prompt: str | None
+    max_queue: int | None
+
+
+@dataclass(frozen=True)
+class LlamaCppConfig(PresetMethods):
     """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
 
     _source: Source | None = None
@@ -66,144 +79,145 @@ class LlamaCppBuilder(PresetMethods):
     _chat_format: str | None = None
     _max_queue: int | None = None
     _parallel: int | None = None
-    _sampling: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    _sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
-    def for_file(cls, path: str | os.PathLike[str], **settings: Any) -> LlamaCppBuilder:
+    def for_file(cls, path: str | os.PathLike[str], **settings: Any) -> Self:
         """A builder for a local file with settings named as the builder's methods (`ctx=4096, temperature=0`)."""
         builder = cls().local(path)
         for name, value in settings.items():
-            if name.startswith("_") or name in ("for_file", "init", "init_sync", "plan") or not hasattr(builder, name):
-                raise TypeError(f"unknown setting {name!r}; use a builder method's name, e.g. ctx=4096")
+            if name.startswith("_") or name in _NOT_SETTINGS or not hasattr(builder, name):
+                raise InvalidSettingError(f"unknown setting {name!r}; use a builder method's name, e.g. ctx=4096")
             builder = getattr(builder, name)(value)
         return builder
 
     # --- what to run ------------------------------------------------------------------------------
 
-    def preset(self, name: str) -> LlamaCppBuilder:
+    def preset(self, name: str) -> Self:
         """A catalogued model by name or alias (`llmclient.presets.list()`); unknown names list close ones."""
         return replace(self, _source=Source("preset", get_preset(name).name))
 
-    def hf(
-        self, repo: str, file: str | None = None, quant: str | None = None, revision: str = "main"
-    ) -> LlamaCppBuilder:
+    def hf(self, repo: str, file: str | None = None, quant: str | None = None, revision: str = "main") -> Self:
         """Any GGUF repo on the hub; without `file` the planner chooses among its .gguf files."""
         validate_reference(repo, file or "model.gguf", revision)  # InvalidModelReferenceError, before any request
         built = replace(self, _source=Source("hf", repo, file=file, revision=revision))
         return built.quant(quant) if quant is not None else built
 
-    def local(self, path: str | os.PathLike[str]) -> LlamaCppBuilder:
+    def local(self, path: str | os.PathLike[str]) -> Self:
         """A GGUF file on disk (the first shard of a split model)."""
         return replace(self, _source=Source("local", os.fspath(path)))
 
     # --- how to size it ---------------------------------------------------------------------------
 
-    def quant(self, quant: str) -> LlamaCppBuilder:
+    def quant(self, quant: str) -> Self:
         """Use this quantization (e.g. `Q4_K_M`) instead of the planner's choice."""
         from llmclient.quants import QUANTS, quant_named
 
         if quant_named(quant) is None:
-            raise ValueError(f"unknown quant {quant!r}; known: {', '.join(q.name for q in QUANTS)}")
+            raise InvalidSettingError(f"unknown quant {quant!r}; known: {', '.join(q.name for q in QUANTS)}")
         return replace(self, _quant=quant.upper())
 
-    def ctx(self, n_ctx: int) -> LlamaCppBuilder:
+    def ctx(self, n_ctx: int) -> Self:
         """Context length in tokens (default: the largest up to min(trained, 8192) that fits)."""
         return replace(self, _ctx=_positive_int("ctx", n_ctx))
 
-    def memory_gb(self, gigabytes: float) -> LlamaCppBuilder:
+    def memory_gb(self, gigabytes: float) -> Self:
         """A memory budget replacing detection: GPU memory if there are GPUs, else RAM."""
         return replace(self, _memory_gb=_number("memory_gb", gigabytes, 0.001, 1e6))
 
-    def gpu_layers(self, n: int) -> LlamaCppBuilder:
+    def gpu_layers(self, n: int) -> Self:
         """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"gpu_layers must be a whole number >= 0, got {n!r}")
+            raise InvalidSettingError(f"gpu_layers must be a whole number >= 0, got {n!r}")
         return replace(self, _gpu_layers=n)
 
-    def cpu_only(self, on: bool = True) -> LlamaCppBuilder:
+    def cpu_only(self, on: bool = True) -> Self:
         """Ignore GPUs."""
         return replace(self, _cpu_only=on)
 
-    def threads(self, n: int) -> LlamaCppBuilder:
+    def threads(self, n: int) -> Self:
         """CPU threads (default: every physical core; at most 4 when fully on the GPU)."""
         return replace(self, _threads=_positive_int("threads", n))
 
     # --- where it comes from ----------------------------------------------------------------------
 
-    def cache_dir(self, path: str | os.PathLike[str]) -> LlamaCppBuilder:
+    def cache_dir(self, path: str | os.PathLike[str]) -> Self:
         """The model cache (default `$LLMCLIENT_CACHE_DIR`, else the user cache directory)."""
         return replace(self, _cache_dir=Path(path).expanduser())
 
-    def endpoint(self, url: str) -> LlamaCppBuilder:
+    def endpoint(self, url: str) -> Self:
         """The hub to use (a mirror or a LocalHub) instead of `HF_ENDPOINT` / huggingface.co."""
         return replace(self, _endpoint=url.rstrip("/"))
 
-    def token(self, token: str) -> LlamaCppBuilder:
+    def token(self, token: str) -> Self:
         """A Hugging Face token for gated or private repos (default: `HF_TOKEN` or the saved login)."""
         return replace(self, _token=token)
 
-    def offline(self, on: bool = True) -> LlamaCppBuilder:
+    def offline(self, on: bool = True) -> Self:
         """Make no request: plan and load from the cache only."""
         return replace(self, _offline=on)
 
-    def progress(self, progress: Progress) -> LlamaCppBuilder:
+    def progress(self, progress: Progress) -> Self:
         """Download progress: True (a tqdm bar), False, or a callback `(done_bytes, total_bytes)`."""
         return replace(self, _progress=progress)
 
     # --- how it answers ---------------------------------------------------------------------------
 
-    def system_prompt(self, text: str) -> LlamaCppBuilder:
+    def system_prompt(self, text: str) -> Self:
         """A system message put first in every chat that has none."""
         return replace(self, _system_prompt=text)
 
-    def chat_format(self, name: str) -> LlamaCppBuilder:
+    def chat_format(self, name: str) -> Self:
         """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
         return replace(self, _chat_format=name)
 
-    def max_queue(self, n: int) -> LlamaCppBuilder:
+    def max_queue(self, n: int) -> Self:
         """At most `n` requests wait for a place among those running; one more gets `BusyError` at once
         (default: no limit)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"max_queue must be a whole number >= 0, got {n!r}")
+            raise InvalidSettingError(f"max_queue must be a whole number >= 0, got {n!r}")
         return replace(self, _max_queue=n)
 
-    def parallel(self, n: int) -> LlamaCppBuilder:
+    def parallel(self, n: int) -> Self:
         """Decode up to `n` requests together in one batch (default: 4, fewer if their KV cache does not fit);
         1 serves them one at a time."""
         return replace(self, _parallel=_positive_int("parallel", n))
 
-    def _with(self, name: str, value: Any) -> LlamaCppBuilder:
-        return replace(self, _sampling=(*((k, v) for k, v in self._sampling if k != name), (name, value)))
+    def _with(self, **sampling: Any) -> Self:
+        # a request checks the same fields with the same table (`Sampling`): a default it would refuse is refused
+        return replace(self, _sampling=self._sampling.merged(Sampling(**sampling)))
 
-    def temperature(self, value: float) -> LlamaCppBuilder:
+    def temperature(self, value: float) -> Self:
         """Default sampling temperature (0 = greedy)."""
-        return self._with("temperature", _number("temperature", value, 0.0, 5.0))
+        return self._with(temperature=value)
 
-    def top_p(self, value: float) -> LlamaCppBuilder:
+    def top_p(self, value: float) -> Self:
         """Default nucleus sampling threshold."""
-        return self._with("top_p", _number("top_p", value, 0.0, 1.0))
+        return self._with(top_p=value)
 
-    def top_k(self, value: int) -> LlamaCppBuilder:
+    def top_k(self, value: int) -> Self:
         """Default top-k (0 disables it)."""
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"top_k must be a whole number >= 0, got {value!r}")
-        return self._with("top_k", value)
+        return self._with(top_k=value)
 
-    def min_p(self, value: float) -> LlamaCppBuilder:
+    def min_p(self, value: float) -> Self:
         """Default min-p threshold."""
-        return self._with("min_p", _number("min_p", value, 0.0, 1.0))
+        return self._with(min_p=value)
 
-    def repeat_penalty(self, value: float) -> LlamaCppBuilder:
-        """Default repetition penalty (1 = none)."""
-        return self._with("repeat_penalty", _number("repeat_penalty", value, 0.0, 10.0))
+    def repeat_penalty(self, value: float) -> Self:
+        """Default repetition penalty (1 = none; 0.01 to 10)."""
+        return self._with(repeat_penalty=value)
 
-    def max_tokens(self, n: int) -> LlamaCppBuilder:
+    def max_tokens(self, n: int) -> Self:
         """Default answer length limit in tokens."""
-        return self._with("max_tokens", _positive_int("max_tokens", n))
+        return self._with(max_tokens=n)
 
-    def seed(self, seed: int) -> LlamaCppBuilder:
+    def seed(self, seed: int) -> Self:
         """Default sampling seed."""
-        return self._with("seed", int(seed))
+        return self._with(seed=seed)
+
+    def stop(self, *stop: str) -> Self:
+        """Default stop sequences: the answer ends where one first appears."""
+        return self._with(stop=stop)
 
     # --- plan and load ----------------------------------------------------------------------------
 
@@ -217,7 +231,9 @@ class LlamaCppBuilder(PresetMethods):
 
     async def _plan(self) -> tuple[Plan, Candidates]:
         if self._source is None:
-            raise ValueError("no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()")
+            raise InvalidSettingError(
+                "no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()"
+            )
         candidates = await resolve_candidates(
             self._source, self._cache(), endpoint=self._endpoint, token=self._token, offline=self._offline
         )
@@ -236,8 +252,8 @@ class LlamaCppBuilder(PresetMethods):
         )
         return chosen, candidates
 
-    async def init(self) -> LlmClient:
-        """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
+    async def load(self) -> Loaded:
+        """Plan, fetch the chosen file (verified, into the cache) and load it in llama.cpp."""
         chosen, candidates = await self._plan()
         source = self._source
         assert source is not None
@@ -256,40 +272,15 @@ class LlamaCppBuilder(PresetMethods):
                 for name in names
             ]  # fmt: skip
             path = paths[0]
-        chat_format = self._chat_format or candidates.chat_format
         settings = LlamaCppSettings(
             n_ctx=chosen.n_ctx,
             n_gpu_layers=chosen.n_gpu_layers,
             threads=chosen.threads,
             flash_attn=chosen.flash_attn,
-            chat_format=chat_format,
+            chat_format=self._chat_format or candidates.chat_format,
             tensor_split=chosen.tensor_split,
             parallel=chosen.parallel,
             kv_tokens=chosen.kv_tokens,
         )
-        worker = Worker(lambda: LlamaCppBackend(path, settings), name=f"llmclient-{path.name}")
-        try:
-            await worker.wait_loaded()
-        except BaseException:  # cancelled or failed while loading: never leave a loaded model behind
-            worker.stop()
-            with anyio.CancelScope(shield=True):
-                await worker.join()
-            raise
-        return LlmClient(
-            worker,
-            plan=chosen,
-            defaults=dict(self._sampling),
-            system_prompt=self._system_prompt,
-            max_queue=self._max_queue,
-        )
-
-    def init_sync(self) -> SyncLlmClient:
-        """`init()` for scripts: a blocking client running on a private event loop thread."""
-        portal_cm = anyio.from_thread.start_blocking_portal()
-        portal = portal_cm.__enter__()
-        try:
-            client = portal.call(self.init)
-        except BaseException:
-            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
-            raise
-        return SyncLlmClient(portal, portal_cm, client)
+        engine = await LlamaCppEngine.load(path, settings)
+        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue)

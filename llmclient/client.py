@@ -1,8 +1,13 @@
-"""`LlmClient`: the async facade over a loaded model, and `SyncLlmClient`, its twin for scripts.
+"""`LlmClient`: the async facade over any `Engine`, and `SyncLlmClient`, its twin for scripts.
 
-Every call hands the work to the process's decode thread and awaits the answer, so the event loop never blocks.
-Up to the plan's `parallel` requests decode together; more wait and start in arrival order. Leaving a `stream`
-early, or cancelling the task awaiting `chat`, stops the generation at the next step.
+The client checks a request once (messages, sampling, what the engine can do), applies its defaults and hands the
+engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is
+the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
+`max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
+generation at the next step.
+
+`LlmClient.llama_cpp()` starts a builder; this module adds `init()` to the builder's configuration (builder.py
+never imports the client, so the data flows one way: configuration -> plan -> engine -> client).
 """
 
 from __future__ import annotations
@@ -10,216 +15,187 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.from_thread
+from typing_extensions import Unpack
 
-from llmclient._worker import Job, Worker, loop_sender
-from llmclient.backends import GenerateRequest, Piece
-from llmclient.errors import BusyError, ClientClosedError
+from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.builder import LlamaCppConfig
+from llmclient.chat.messages import Messages, normalize_messages
+from llmclient.errors import BusyError, ClientClosedError, InvalidRequestError, UnsupportedFeatureError
+from llmclient.sampling import Sampling, SamplingOptions
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 
-if TYPE_CHECKING:
-    from llmclient.builder import LlamaCppBuilder
+__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "SyncLlmClient"]
 
-__all__ = ["LlmClient", "Messages", "SyncLlmClient"]
-
-Messages = str | Sequence[Mapping[str, str]]
-_ROLES = frozenset({"system", "user", "assistant", "tool"})
-_SAMPLING = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "stop", "seed")
-
-
-def _messages(messages: Messages, system_prompt: str | None) -> list[dict[str, str]]:
-    if isinstance(messages, str):
-        items: list[dict[str, str]] = [{"role": "user", "content": messages}]
-    elif isinstance(messages, Mapping):
-        raise TypeError("messages must be a string or a list of {'role', 'content'} dicts; wrap a single one in [ ]")
-    else:
-        items = []
-        for i, message in enumerate(messages):
-            role, content = message.get("role"), message.get("content")
-            if role not in _ROLES:
-                raise ValueError(f"message {i} has role {role!r}; use one of {', '.join(sorted(_ROLES))}")
-            if not isinstance(content, str):
-                raise TypeError(f"message {i} has content of type {type(content).__name__}; it must be a str")
-            items.append({"role": role, "content": content})
-    if not items:
-        raise ValueError("no messages: give a prompt string or a list of {'role', 'content'} messages")
-    if system_prompt is not None and items[0]["role"] != "system":
-        items.insert(0, {"role": "system", "content": system_prompt})
-    return items
-
-
-_RANGES = {"temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "repeat_penalty": (0.01, 10.0)}
-
-
-def _validate(sampling: Mapping[str, Any]) -> None:
-    """Reject sampling values llama.cpp would misbehave on, naming the value and the allowed range."""
-    for name, (low, high) in _RANGES.items():
-        value = sampling.get(name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
-        ):
-            raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-    for name, low in (("max_tokens", 1), ("top_k", 0)):
-        value = sampling.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    seed = sampling.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"seed must be a whole number, got {seed!r}")
-    stop = sampling.get("stop")
-    if stop is not None and not (
-        isinstance(stop, str) or (isinstance(stop, list | tuple) and all(isinstance(s, str) for s in stop))
-    ):
-        raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
+Tools = Sequence[Mapping[str, Any]] | None
 
 
 class LlmClient:
-    """A local model, ready to answer. Create it with `LlmClient.llama_cpp()...init()` or `from_path`."""
+    """A model ready to answer, over any engine: `await LlmClient.llama_cpp().smollm2_135m_instruct().init()`, or
+    `LlmClient(engine)` for an engine of your own (see `llmclient.backends.Engine`)."""
 
     def __init__(
         self,
-        worker: Worker,
+        engine: Engine,
         *,
-        plan: Plan | None = None,
-        defaults: Mapping[str, Any] | None = None,
+        defaults: Sampling | None = None,
         system_prompt: str | None = None,
         max_queue: int | None = None,
+        plan: Plan | None = None,
     ) -> None:
-        """Used by the builder; call `init()` on a builder instead."""
-        self.max_queue = max_queue
-        """How many requests may wait for a place among those running; beyond it, `BusyError` at once (None: no
-        limit)."""
-        self._worker = worker
-        self.plan = plan
-        """How the model was sized to this machine (None for `from_path` without planning)."""
-        self.defaults = dict(defaults or {})
+        """A client over `engine`, which it closes on `close()`.
+
+        `defaults`: sampling for requests that do not set a field; `system_prompt`: put first in every chat that
+        has no system message; `max_queue`: how many requests may wait for a place among those the engine runs at
+        once (beyond it, `BusyError` at once; None: no limit)."""
+        if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0):
+            raise InvalidRequestError(f"max_queue must be a whole number >= 0 or None, got {max_queue!r}")
+        self.engine = engine
+        self.defaults = defaults if defaults is not None else Sampling()
         self.system_prompt = system_prompt
+        self.max_queue = max_queue
+        self.plan = plan
+        """How the model was sized to this machine (None for an engine given directly)."""
+        self._in_flight = 0
+        self._closed = False
 
     @staticmethod
     def llama_cpp() -> LlamaCppBuilder:
         """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
-        from llmclient.builder import LlamaCppBuilder
-
         return LlamaCppBuilder()
 
     @classmethod
     async def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> LlmClient:
         """A client for a local GGUF file, sized to this machine: the builder's `.local(path)` then `init()`."""
-        from llmclient.builder import LlamaCppBuilder
+        return await LlamaCppBuilder.for_file(path, **settings).init()
 
-        client: LlmClient = await LlamaCppBuilder.for_file(path, **settings).init()
-        return client
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the engine supports; asking for more raises `UnsupportedFeatureError`."""
+        return self.engine.capabilities
 
     # --- requests ---------------------------------------------------------------------------------
 
-    def _request(self, messages: Messages | None, prompt: str | None, options: dict[str, Any]) -> GenerateRequest:
-        sampling = {k: v for k, v in {**self.defaults, **options}.items() if v is not None}
-        unknown = set(sampling) - set(_SAMPLING)
-        if unknown:
-            raise TypeError(f"unknown sampling option(s) {sorted(unknown)}; known: {', '.join(_SAMPLING)}")
-        _validate(sampling)
-        chat = _messages(messages, self.system_prompt) if messages is not None else None
+    def _request(
+        self, messages: Messages | None, prompt: str | None, tools: Tools, options: SamplingOptions
+    ) -> GenerateRequest:
+        sampling = self.defaults.merged(Sampling.of(options))
+        chat = normalize_messages(messages, self.system_prompt) if messages is not None else None
         if prompt is not None and not prompt:
-            raise ValueError("the prompt is empty: give some text to continue")
-        return GenerateRequest(chat, prompt, sampling)
+            raise InvalidRequestError("the prompt is empty: give some text to continue")
+        if tools and not self.capabilities.tools:
+            raise UnsupportedFeatureError(
+                f"this client's engine ({type(self.engine).__name__}) does not take tools; leave `tools` out or use "
+                "an engine whose capabilities include tools",
+                feature="tools",
+            )
+        return GenerateRequest(chat, prompt, sampling, tuple(dict(t) for t in tools or ()))
 
-    async def _pieces(
-        self, request: GenerateRequest, job_out: list[Job] | None = None
-    ) -> AsyncIterator[tuple[Piece, float]]:
-        if self._worker.closed:
+    def _admit(self) -> None:
+        if self._closed:
             raise ClientClosedError("the client is closed; create a new one with init()")
-        send, receive = anyio.create_memory_object_stream[Piece | BaseException](math.inf)
-        cancel = threading.Event()
-
-        def offer(item: Piece | BaseException) -> None:
-            # the caller may have stopped listening; the cancel flag then stops the worker at the next token
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                send.send_nowait(item)
-
-        if self.max_queue is not None and self._worker.waiting() >= self.max_queue:
+        if self.max_queue is None:
+            return
+        waiting = self._in_flight - (self.capabilities.parallel or 0)
+        if waiting >= self.max_queue:
             raise BusyError(
                 f"{self.max_queue} requests are already waiting for this model (max_queue); try again later, or "
                 "raise the limit with .max_queue(n)"
             )
-        job = Job(request, loop_sender(offer), cancel)
-        if job_out is not None:
-            job_out.append(job)
-        self._worker.submit(job)
-        try:
-            async with receive:
-                async for item in receive:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item, time.perf_counter()
-                    if item.finish_reason is not None:
-                        return
-        finally:
-            cancel.set()  # left early, cancelled or failed: stop generating at the next token
 
-    async def _run(self, request: GenerateRequest) -> ChatResult:
+    async def _pieces(self, request: GenerateRequest, timeout: float | None) -> AsyncIterator[tuple[Piece, float]]:
+        """The engine's pieces with the time each arrived; past `timeout` seconds from now, `TimeoutError`."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        self._admit()
+        self._in_flight += 1
+        pieces = self.engine.generate(request)
+        try:
+            while True:
+                with anyio.fail_after(None if timeout is None else max(0.0, deadline - time.monotonic())):
+                    try:
+                        piece = await pieces.__anext__()
+                    except StopAsyncIteration:
+                        raise ClientClosedError("the engine stopped without finishing the request") from None
+                yield piece, time.perf_counter()
+                if piece.finish_reason is not None:
+                    return
+        finally:
+            self._in_flight -= 1
+            with anyio.CancelScope(shield=True):  # the engine stops generating for a caller who left
+                with contextlib.suppress(Exception):
+                    await pieces.aclose()  # type: ignore[attr-defined]
+
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        timeout: float | None = None,
+        tools: Tools = None,
+        **options: Unpack[SamplingOptions],
+    ) -> ChatResult:
+        """Answer `messages` (a string, or OpenAI-shaped message dicts) with the model's chat template.
+
+        Options (`Sampling`'s fields): max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, stop, seed;
+        an unset one takes the client's default, None the engine's. `timeout`: seconds for the whole request,
+        queue included; past it, `TimeoutError` and the generation stops. `tools` needs an engine that takes
+        them (`capabilities.tools`)."""
+        return await self._run(self._request(messages, None, tools, options), timeout)
+
+    async def complete(
+        self, prompt: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]
+    ) -> ChatResult:
+        """Continue raw `prompt` text (no chat template); the same options as `chat`."""
+        return await self._run(self._request(None, prompt, None, options), timeout)
+
+    async def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]) -> str:
+        """The answer's text alone: `await client.ask("What is Rust?")`."""
+        return (await self.chat(question, timeout=timeout, **options)).text
+
+    async def stream(
+        self,
+        messages: Messages,
+        *,
+        timeout: float | None = None,
+        tools: Tools = None,
+        **options: Unpack[SamplingOptions],
+    ) -> AsyncGenerator[Chunk, None]:
+        """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels;
+        `timeout` bounds the whole stream (then `TimeoutError`)."""
+        request = self._request(messages, None, tools, options)
+        async for piece, _ in self._pieces(request, timeout):
+            if piece.finish_reason is not None:
+                yield Chunk(piece.text, piece.finish_reason, piece.usage or Usage(0, 0))
+            elif piece.text:
+                yield Chunk(piece.text)
+
+    async def _run(self, request: GenerateRequest, timeout: float | None) -> ChatResult:
+        began = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
-        jobs: list[Job] = []
-        async for piece, at in self._pieces(request, jobs):
+        async for piece, at in self._pieces(request, timeout):
             if piece.text:
                 first = first if first is not None else at
                 parts.append(piece.text)
             if piece.finish_reason is not None:
-                end = at
-                usage = Usage(piece.prompt_tokens, piece.completion_tokens, piece.cached_tokens)
-                decode = end - (first or end)
-                rate = (usage.completion_tokens - 1) / decode if decode > 0 and usage.completion_tokens > 1 else 0.0
-                job = jobs[0]
-                began = job.started if job.started is not None else job.submitted
-                timings = Timings(began - job.submitted, (first or end) - began, end - job.submitted, rate)
+                usage = piece.usage or Usage(0, 0)
+                timings = piece.timings or _measured(began, first, at, usage)
                 return ChatResult("".join(parts), piece.finish_reason, usage, timings)
-        raise ClientClosedError("the model stopped without finishing the request")
-
-    async def chat(self, messages: Messages, *, timeout: float | None = None, **options: Any) -> ChatResult:
-        """Answer `messages` (a string, or OpenAI-shaped `{"role", "content"}` dicts) with the model's chat template.
-
-        Options: max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, stop, seed; unset ones take the
-        builder's defaults. `timeout`: seconds for the whole request, queue included; past it, `TimeoutError`
-        and the generation stops.
-        """
-        request = self._request(messages, None, options)
-        with anyio.fail_after(timeout):
-            return await self._run(request)
-
-    async def complete(self, prompt: str, *, timeout: float | None = None, **options: Any) -> ChatResult:
-        """Continue raw `prompt` text (no chat template); the same options as `chat`."""
-        request = self._request(None, prompt, options)
-        with anyio.fail_after(timeout):
-            return await self._run(request)
-
-    async def stream(self, messages: Messages, **options: Any) -> AsyncGenerator[Chunk, None]:
-        """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels."""
-        request = self._request(messages, None, options)
-        async for piece, _ in self._pieces(request):
-            if piece.finish_reason is not None:
-                yield Chunk(
-                    piece.text,
-                    piece.finish_reason,
-                    Usage(piece.prompt_tokens, piece.completion_tokens, piece.cached_tokens),
-                )
-            elif piece.text:
-                yield Chunk(piece.text)
+        raise ClientClosedError("the engine stopped without finishing the request")
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop the worker and free the model; requests still queued get `ClientClosedError`."""
-        if not self._worker.closed:
-            self._worker.stop()
-        await self._worker.join()
+        """Close the engine (for llama.cpp: free the model); requests still queued get `ClientClosedError`."""
+        self._closed = True
+        await self.engine.aclose()
 
     async def __aenter__(self) -> LlmClient:
         return self
@@ -228,6 +204,41 @@ class LlmClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
+    """Timings as the client saw them, for an engine that reports none (no queue time known)."""
+    decode = end - (first or end)
+    produced = usage.completion_tokens
+    rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
+    return Timings(0.0, (first or end) - began, end - began, rate)
+
+
+class LlamaCppBuilder(LlamaCppConfig):
+    """Configuration for a llama.cpp model, then `plan()`, `init()` or `init_sync()`; immutable (each method
+    returns a changed copy). Start it with `LlmClient.llama_cpp()`."""
+
+    async def init(self) -> LlmClient:
+        """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
+        loaded = await self.load()
+        return LlmClient(
+            loaded.engine,
+            defaults=loaded.defaults,
+            system_prompt=loaded.system_prompt,
+            max_queue=loaded.max_queue,
+            plan=loaded.plan,
+        )
+
+    def init_sync(self) -> SyncLlmClient:
+        """`init()` for scripts: a blocking client running on a private event loop thread."""
+        portal_cm = anyio.from_thread.start_blocking_portal()
+        portal = portal_cm.__enter__()
+        try:
+            client = portal.call(self.init)
+        except BaseException:
+            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
+            raise
+        return SyncLlmClient(portal, portal_cm, client)
 
 
 class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
@@ -242,21 +253,37 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> SyncLlmClient:
         """`LlmClient.from_path`, blocking: a client for a local GGUF file, sized to this machine."""
-        from llmclient.builder import LlamaCppBuilder
-
         return LlamaCppBuilder.for_file(path, **settings).init_sync()
 
-    def chat(self, messages: Messages, **options: Any) -> ChatResult:
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        timeout: float | None = None,
+        tools: Tools = None,
+        **options: Unpack[SamplingOptions],
+    ) -> ChatResult:
         """`LlmClient.chat`, blocking."""
-        return self._portal.call(lambda: self.client.chat(messages, **options))
+        return self._portal.call(lambda: self.client.chat(messages, timeout=timeout, tools=tools, **options))
 
-    def complete(self, prompt: str, **options: Any) -> ChatResult:
+    def complete(self, prompt: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]) -> ChatResult:
         """`LlmClient.complete`, blocking."""
-        return self._portal.call(lambda: self.client.complete(prompt, **options))
+        return self._portal.call(lambda: self.client.complete(prompt, timeout=timeout, **options))
 
-    def stream(self, messages: Messages, **options: Any) -> Iterator[Chunk]:
+    def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]) -> str:
+        """`LlmClient.ask`, blocking: the answer's text."""
+        return self._portal.call(lambda: self.client.ask(question, timeout=timeout, **options))
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        timeout: float | None = None,
+        tools: Tools = None,
+        **options: Unpack[SamplingOptions],
+    ) -> Iterator[Chunk]:
         """`LlmClient.stream` as a plain iterator."""
-        agen = self.client.stream(messages, **options)
+        agen = self.client.stream(messages, timeout=timeout, tools=tools, **options)
         try:
             while True:
                 try:

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from llmclient.builder import LlamaCppBuilder
+from typing_extensions import Self
 
 __all__ = ["PresetMethods"]
 
 
 class PresetMethods:
-    """The preset methods of `LlamaCppBuilder`."""
+    """The preset methods of every builder (each returns the builder it was called on, changed)."""
 
     if TYPE_CHECKING:
 
-        def preset(self, name: str) -> LlamaCppBuilder: ...
+        def preset(self, name: str) -> Self: ...
 '''
 
 
@@ -49,7 +48,7 @@ def render() -> str:
             lines = textwrap.wrap(text, 108)
             body = lines[0] if len(lines) == 1 else "\n        ".join([*lines, ""])
             parts.append(
-                f"\n    def {method}(self) -> LlamaCppBuilder:\n"
+                f"\n    def {method}(self) -> Self:\n"
                 f'        """{body}"""\n'
                 f'        return self.preset("{p.name}")\n'
             )

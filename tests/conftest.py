@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from llmclient import ModelCache
+from llmclient import LlmClient, ModelCache
+from llmclient.backends.llama_cpp import LlamaCppEngine
 from llmclient.testing import SMOLLM2_FILENAME, LocalHub, smollm2_gguf
+
+if TYPE_CHECKING:
+    from llmclient.backends.llama_cpp._model import LlamaCppModel
 
 REPO = "llmclient-test/SmolLM2-135M-Instruct-GGUF"
 GATED_REPO = "llmclient-test/gated-GGUF"
@@ -52,3 +57,14 @@ def hub(hub_root: Path) -> Iterator[LocalHub]:
 def cache(tmp_path: Path) -> ModelCache:
     """An empty cache with short timeouts and retry waits, so fault tests finish quickly."""
     return ModelCache(tmp_path / "cache", timeout=2.0, retries=3, retry_wait=0.05)
+
+
+def llama_model(client: LlmClient) -> LlamaCppModel:
+    """The llama.cpp model under a client made by the llama.cpp builder (to look at its decoder's state)."""
+    from llmclient.backends.llama_cpp._model import LlamaCppModel
+
+    engine = client.engine
+    assert isinstance(engine, LlamaCppEngine)
+    model = engine._worker.model
+    assert isinstance(model, LlamaCppModel)
+    return model

@@ -13,8 +13,7 @@ import pytest
 
 import llmclient.builder
 from llmclient import Device, Hardware, presets
-from llmclient.builder import LlamaCppBuilder
-from llmclient.client import LlmClient
+from llmclient.client import LlamaCppBuilder, LlmClient
 from llmclient.errors import QuantNotAvailableError, UnknownPresetError
 from llmclient.estimate import estimate
 from llmclient.metadata import read_gguf_info
@@ -189,14 +188,14 @@ def test_builders_are_immutable_and_validate_their_settings() -> None:
     assert base._source is None and base._ctx is None
     assert small._source is not None and small._source.name == "smollm2_135m_instruct"
     assert big._ctx == 16384 and small._ctx is None
-    assert dict(big._sampling) == {"temperature": 0.2}
+    assert big._sampling.settings() == {"temperature": 0.2}
     assert isinstance(base, LlamaCppBuilder)
     cases: list[tuple[Callable[[], object], str]] = [
         (lambda: base.ctx(0), "ctx must be a positive whole number"),
         (lambda: base.temperature(-1), "temperature must be a number from 0 to 5"),
         (lambda: base.quant("Q9_X"), "unknown quant 'Q9_X'; known: F32"),
         (lambda: base.gpu_layers(-2), "gpu_layers must be a whole number >= 0"),
-        (lambda: base.max_tokens(0), "max_tokens must be a positive whole number"),
+        (lambda: base.max_tokens(0), "max_tokens must be a whole number >= 1"),
     ]
     for bad, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -205,7 +204,7 @@ def test_builders_are_immutable_and_validate_their_settings() -> None:
         base.preset("llama3_1_8b_instrct")
     with pytest.raises(llmclient.InvalidModelReferenceError, match="is not of the form 'owner/name'"):
         base.hf("just-a-name")
-    with pytest.raises(TypeError, match="unknown setting 'contxt'"):
+    with pytest.raises(llmclient.InvalidSettingError, match="unknown setting 'contxt'"):
         LlamaCppBuilder.for_file("model.gguf", contxt=4096)
 
 
@@ -236,7 +235,7 @@ def test_a_local_file_is_planned_without_loading_the_hub_http_stack(smollm2: Pat
     # a local file never needs them
     script = (
         "import sys, anyio\n"
-        "from llmclient.builder import LlamaCppBuilder\n"
+        "from llmclient import LlamaCppBuilder\n"
         f"plan = anyio.run(LlamaCppBuilder.for_file({str(smollm2)!r}, ctx=512).plan)\n"
         "unneeded = ('httpx2', 'httpcore2', 'huggingface_hub.hf_api', 'gguf', 'tqdm', 'filelock')\n"
         "loaded = sorted(m for m in unneeded if m in sys.modules)\n"

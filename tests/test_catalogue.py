@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmclient import presets
-from llmclient.builder import LlamaCppBuilder
+from llmclient.client import LlamaCppBuilder
 from llmclient.errors import UnknownPresetError
 from llmclient.metadata import SHARD_RE
 from llmclient.quants import quant_from_filename, quant_named

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from llmclient import ChatResult, ClientClosedError, LlmClient, SyncLlmClient
+from tests.conftest import llama_model
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,7 @@ async def test_leaving_a_stream_early_frees_the_model_and_close_is_final(smollm2
     answer = await client.chat("What is the capital of France? Answer in one word.", max_tokens=16)
     # freed at the next token: it waited less than its own short answer took (the stream had 190 tokens to go)
     assert "Paris" in answer.text and answer.timings.queued < answer.timings.total - answer.timings.queued
-    assert client._worker.backend.active == 0, "the stream left early is not still generating"  # type: ignore[union-attr]
+    assert llama_model(client).active == 0, "the stream left early is not still generating"
     await client.close()
     with pytest.raises(ClientClosedError):
         await client.chat("hello")
@@ -137,7 +138,7 @@ async def test_greedy_output_stops_history_and_context_limits(smollm2: Path) -> 
 async def test_a_full_queue_says_busy_at_once_and_bad_settings_are_refused(smollm2: Path) -> None:
     from llmclient import BusyError
 
-    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_queue=2) as client:
+    async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0, max_queue=2, parallel=1) as client:
         outcomes: list[object] = []
 
         async def ask() -> None:
@@ -167,7 +168,7 @@ async def test_a_full_queue_says_busy_at_once_and_bad_settings_are_refused(smoll
         with pytest.raises(ValueError, match="role 'wizard'"):
             await client.chat([{"role": "wizard", "content": "hi"}])
         with pytest.raises(TypeError, match="content of type int"):
-            await client.chat([{"role": "user", "content": 3}])  # type: ignore[dict-item]
+            await client.chat([{"role": "user", "content": 3}])
         with pytest.raises(ValueError, match="no messages"):
             await client.chat([])
 
@@ -176,7 +177,7 @@ async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_call
     smollm2: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmclient import GenerationError
-    from llmclient.backends.llama_cpp import LlamaCppBackend
+    from llmclient.backends.llama_cpp._model import LlamaCppModel as LlamaCppBackend
 
     async with await LlmClient.from_path(smollm2, ctx=1024, temperature=0.0) as client:
         with pytest.raises(TimeoutError):
@@ -184,7 +185,7 @@ async def test_a_timeout_stops_the_request_and_a_worker_failure_reaches_its_call
         quick = await client.chat("What is the capital of France? One word.", max_tokens=8)
         waited, took = quick.timings.queued, quick.timings.total - quick.timings.queued
         assert "Paris" in quick.text and waited < took, f"the timed-out request stopped at once: {waited=} {took=}"
-        assert client._worker.backend.active == 0, "the timed-out request is not still generating"  # type: ignore[union-attr]
+        assert llama_model(client).active == 0, "the timed-out request is not still generating"
 
         real = LlamaCppBackend.prepare
         calls = {"n": 0}
@@ -400,7 +401,7 @@ async def test_two_models_take_turns_a_step_each_and_keep_their_own_order(smollm
                 for i in range(3):
                     asks.start_soon(ask_b, i)
                     await anyio.sleep(0.001)
-            decoder = a._worker.backend._decoder  # type: ignore[union-attr]  # A's progress on the decode thread
+            decoder = llama_model(a)._decoder  # A's progress on the decode thread
             before = sum(r.produced for r in decoder._running)
             events.append("load c")
             async with await LlmClient.from_path(smollm2, ctx=512, parallel=1) as c:

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from llmclient._worker import loop_sender
+from llmclient.backends._loop import loop_sender
 
 pytestmark = pytest.mark.anyio
 

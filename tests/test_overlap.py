@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from llmclient import LlmClient
+from tests.conftest import llama_model
 
 pytestmark = pytest.mark.anyio
 
@@ -50,11 +51,11 @@ async def test_overlapped_steps_give_exactly_what_plain_steps_give(
 ) -> None:
     settings = {"ctx": 512, "parallel": 8, "temperature": 0.0}
     async with await LlmClient.from_path(smollm2, **settings) as client:
-        assert not client._worker.backend._decoder.overlap  # type: ignore[union-attr]
+        assert not llama_model(client)._decoder.overlap
         plain = await _work(client)
     monkeypatch.setenv("LLMCLIENT_OVERLAP", "1")
     async with await LlmClient.from_path(smollm2, **settings) as client:
-        assert client._worker.backend._decoder.overlap  # type: ignore[union-attr]
+        assert llama_model(client)._decoder.overlap
         overlapped = await _work(client)
     assert overlapped == plain
     reasons = {reason for _, reason, _, _ in plain}
@@ -71,5 +72,5 @@ async def test_overlapped_steps_cancel_and_free_the_model(smollm2: Path, monkeyp
             if chunks == 5:
                 break  # leaving cancels
         after = await client.chat(QUESTIONS[1], max_tokens=24)
-        assert client._worker.backend.active == 0  # type: ignore[union-attr]
+        assert llama_model(client).active == 0
     assert after.text == alone and after.timings.queued < after.timings.total - after.timings.queued

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from llmclient.backends._threads import BASE_BACKOFF, FORGET_S, MAX_BACKOFF, ThreadPolicy
+from llmclient.backends.llama_cpp._threads import BASE_BACKOFF, FORGET_S, MAX_BACKOFF, ThreadPolicy
 
 
 class Clock:
@@ -128,7 +128,7 @@ async def test_real_busy_programs_make_the_decode_use_one_thread_and_the_cores_c
     """As many busy programs as cores beside a real stream: the policy never keeps more than one thread while they
     run; once they are stopped, it takes every planned thread again within a few streams."""
     from llmclient import LlmClient
-    from llmclient._worker import _decode_thread
+    from llmclient.backends.llama_cpp._worker import _decode_thread
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if cores < 2:

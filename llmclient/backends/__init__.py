@@ -1,90 +1,86 @@
-"""Inference engines behind one small protocol; `llama_cpp` is the first.
+"""The `Engine` protocol every inference engine implements, and the values that cross it.
 
-A backend owns a loaded model and advances the requests it runs together one step at a time, streaming text
-pieces back and stopping when asked. The decode thread (`llmclient._worker`) is the only caller: it prepares
-each request, starts it when the backend has room, and steps while anything runs.
+In the spirit of httpx's transports: `LlmClient` validates a request, applies its defaults and hands the engine
+a `GenerateRequest`; the engine streams `Piece`s back, the last with the finish reason, usage and timings. The
+client knows an engine only through this protocol and its `capabilities`. Engines: `backends.llama_cpp`
+(in-process, continuous batching); `llmclient.testing.FakeEngine` for tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Backend", "GenerateRequest", "Piece", "Prepared"]
+from llmclient.chat.messages import Message
+from llmclient.sampling import Sampling
+from llmclient.types import Timings, Usage
+
+__all__ = ["Capabilities", "Engine", "GenerateRequest", "Piece"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do; the client refuses a request needing more (`UnsupportedFeatureError`) before any
+    work."""
+
+    structured_output: bool = False
+    """Enforces a JSON Schema, regex or grammar on the answer."""
+    tools: bool = False
+    """Takes tool definitions and answers with tool calls."""
+    embeddings: bool = False
+    """Turns texts into vectors."""
+    logprobs: bool = False
+    """Reports each token's log-probability."""
+    cancel_in_prompt: bool = False
+    """Stops at once when cancelled while reading a long prompt (not only between tokens)."""
+    parallel: int | None = None
+    """Requests it runs at once; more wait in its queue, first come first served (None: it does not say)."""
 
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """One generation: chat `messages` (OpenAI shape) or a raw `prompt`, and its sampling settings."""
+    """One generation, validated and with the client's defaults applied: chat `messages` or a raw `prompt`."""
 
-    messages: list[dict[str, str]] | None
+    messages: tuple[Message, ...] | None
+    """The conversation (OpenAI shape, every field the caller gave); None for a raw prompt."""
     prompt: str | None
-    sampling: dict[str, Any] = field(default_factory=dict)
+    """Text to continue without a chat template; None for a chat."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """No field is `UNSET` here: a value, or None for the engine's default (`sampling.settings()`)."""
+    tools: tuple[dict[str, Any], ...] = ()
+    """Tool definitions (OpenAI shape), only for an engine whose capabilities include `tools`."""
 
 
 @dataclass(frozen=True)
 class Piece:
-    """What a backend reports while generating: text, then a last piece with the finish reason and counts."""
+    """What an engine streams: text, then a last piece with `finish_reason` set (and usage and timings)."""
 
     text: str
     finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    """Prompt tokens whose KV cache was reused from the previous request (not evaluated again)."""
+    """On the last piece: `stop`, `length` or `cancelled`."""
+    usage: Usage | None = None
+    timings: Timings | None = None
+    """On the last piece, where the engine measures them (the client measures what it can otherwise)."""
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A request turned into the model's tokens, ready to start."""
-
-    tokens: list[int]
-    stops: list[str]
-    """Stop sequences: the caller's and the chat template's."""
-    max_tokens: int
-    sampling: dict[str, Any]
-    """Sampler settings (temperature, top_k, top_p, min_p, repeat_penalty, seed)."""
-
-
-class Backend(Protocol):
-    """A loaded model that runs requests side by side. Its methods block: call them from the decode thread only."""
-
-    def prepare(self, request: GenerateRequest) -> Prepared:
-        """Tokenize `request` (through the chat template for messages); raises for a prompt that cannot run."""
-        ...
-
-    def start(
-        self, prepared: Prepared, emit: Callable[[Piece | BaseException], None], cancelled: Callable[[], bool]
-    ) -> bool:
-        """Begin `prepared` if there is room (a free sequence and its KV space); False leaves it to wait.
-
-        From then on each `step` may call `emit` with text; the last call carries the finish reason (`stop`,
-        `length`, or `cancelled` soon after `cancelled()` turns true) or an exception."""
-        ...
-
-    def step(self) -> None:
-        """Advance every started request by one decode (a token each, or a chunk of a prompt)."""
-        ...
+@runtime_checkable
+class Engine(Protocol):
+    """An inference engine: runs `GenerateRequest`s, side by side where it can."""
 
     @property
-    def active(self) -> int:
-        """Requests started and not finished."""
+    def capabilities(self) -> Capabilities:
+        """What this engine supports."""
         ...
 
-    @property
-    def threads(self) -> int:
-        """The most compute threads a step may use (the plan's)."""
+    def generate(self, request: GenerateRequest) -> AsyncIterator[Piece]:
+        """The answer to `request`, piece by piece; the last piece has `finish_reason` set.
+
+        Closing the iterator early (or cancelling the task iterating it) stops the generation. Raises
+        `llmclient.errors` exceptions: `ContextOverflowError`, `ClientClosedError` once closed, `GenerationError`.
+        """
         ...
 
-    def set_threads(self, n: int) -> None:
-        """Use `n` compute threads (1 to `threads`) from the next step on."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens `text` takes in this model's vocabulary."""
-        ...
-
-    def close(self) -> None:
-        """Free the model."""
+    async def aclose(self) -> None:
+        """Stop: running requests end, queued ones fail with `ClientClosedError`, resources are freed."""
         ...

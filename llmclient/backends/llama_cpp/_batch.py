@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy
 
-from llmclient.backends import Piece, Prepared
-from llmclient.backends._sampling import SamplerChain
-from llmclient.backends._text import TextAssembler
+from llmclient.backends import Piece
+from llmclient.backends.llama_cpp._sampling import SamplerChain
+from llmclient.backends.llama_cpp._step import Emit, Prepared
+from llmclient.backends.llama_cpp._text import TextAssembler
+from llmclient.types import Usage
 
 __all__ = ["BATCH_INVARIANT_CHUNK", "BatchDecoder"]
 
@@ -34,8 +36,6 @@ __all__ = ["BATCH_INVARIANT_CHUNK", "BatchDecoder"]
 #: flash attention splits a single query's cache of 512+ cells across threads); greedy answers matched in every
 #: test and benchmark here, but that part is not guaranteed bit for bit.
 BATCH_INVARIANT_CHUNK = 48
-
-Emit = Callable[[Piece | BaseException], None]
 
 
 @dataclass(eq=False)
@@ -344,7 +344,7 @@ class BatchDecoder:
             r.emit(error)
             return
         tail = r.text.finish() if reason != "cancelled" else ""
-        r.emit(Piece(tail, reason, len(r.prompt), r.produced, r.reused))
+        r.emit(Piece(tail, reason, Usage(len(r.prompt), r.produced, r.reused)))
 
     def _forget(self, slot: _Slot, position: int) -> None:
         """Drop `slot`'s cache from `position` on (all of it if llama.cpp cannot cut there, e.g. a SWA cache)."""

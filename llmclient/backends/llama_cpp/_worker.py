@@ -2,114 +2,34 @@
 
 A model is loaded on a thread of its own, then only the decode thread touches it (llama.cpp's model and context
 are not thread-safe). Between two decode steps it takes new requests: a model's oldest waiting one starts as soon
-as its backend has room for it (a free sequence and its KV space), and nothing overtakes it. Results travel back to
-the caller's event loop without blocking the decode thread: `call_soon_threadsafe` on asyncio, anyio's portal
-otherwise.
+as its model has room for it (a free sequence and its KV space), and nothing overtakes it. Results travel back to
+the caller's event loop without blocking the decode thread (`llmclient.backends._loop`).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import queue
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
+import anyio.to_thread
 
-from llmclient.backends import Backend, GenerateRequest, Piece, Prepared
-from llmclient.backends._threads import RunDelay, Runnable, ThreadPolicy
+from llmclient.backends import GenerateRequest, Piece
+from llmclient.backends.llama_cpp._step import Prepared, StepModel
+from llmclient.backends.llama_cpp._threads import RunDelay, Runnable, ThreadPolicy
 from llmclient.constants import adaptive_threads, worker_nice
 from llmclient.errors import ClientClosedError, GenerationError, LlmClientError
 
-__all__ = ["Job", "Worker", "loop_sender"]
+__all__ = ["Job", "Worker"]
 
 logger = logging.getLogger("llmclient")
-
-
-class _Mailbox:
-    """Items bound for one event loop, from any thread, delivered in order by one wake-up of the loop for all
-    that arrived since the last: with many requests, a decode step's tokens cost the loop one wake-up, not one per
-    request (each wake-up is a write to the loop's self-pipe, and a GIL hand-off between the two threads)."""
-
-    def __init__(self, native: Any, call_soon: str) -> None:
-        self._loop = weakref.ref(native)  # not the loop itself: the registry's entry must not keep it alive
-        self._call_soon = call_soon
-        self._pending: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
-        self._lock = threading.Lock()
-        self._scheduled = False
-
-    def send(self, deliver: Callable[[Any], None], item: Any) -> None:
-        with self._lock:
-            self._pending.append((deliver, item))
-            if self._scheduled:
-                return
-            self._scheduled = True
-        loop = self._loop()
-        try:
-            if loop is None:
-                raise RuntimeError("the event loop is gone")
-            getattr(loop, self._call_soon)(self._flush)
-        except RuntimeError:  # the loop is closed (trio: RunFinishedError): nobody listens
-            with self._lock:
-                self._pending.clear()
-                self._scheduled = False
-
-    def _flush(self) -> None:
-        with self._lock:
-            items = list(self._pending)
-            self._pending.clear()
-            self._scheduled = False
-        for deliver, item in items:
-            try:
-                deliver(item)
-            except Exception:  # one receiver's failure must not cost the others their items
-                logger.exception("delivering a result to the event loop failed")
-
-
-_mailboxes: weakref.WeakKeyDictionary[Any, _Mailbox] = weakref.WeakKeyDictionary()
-_mailboxes_lock = threading.Lock()
-
-
-def loop_sender(deliver: Callable[[Any], None]) -> Callable[[Any], None]:
-    """A thread-safe function that hands items to `deliver` on the current event loop, in order, without waiting.
-
-    Items queue up in the loop's mailbox, shared by every sender made on that loop, and one wake-up of the loop
-    delivers all that arrived since the last: when the loop is busy, the worker does not pay a wake-up per token
-    or per request, and it never waits for the loop. The wake-up is the loop's own thread-safe scheduling call:
-    asyncio's `call_soon_threadsafe`, trio's `TrioToken.run_sync_soon`.
-    """
-    token = anyio.lowlevel.current_token()
-    native = token.native_token
-    call_soon = next((name for name in ("call_soon_threadsafe", "run_sync_soon") if hasattr(native, name)), None)
-
-    def send_via_portal(item: Any) -> None:
-        with contextlib.suppress(RuntimeError):
-            anyio.from_thread.run_sync(deliver, item, token=token)
-
-    if call_soon is None:  # another anyio backend: the portal, which waits for the loop at each item
-        return send_via_portal
-    try:
-        with _mailboxes_lock:
-            mailbox = _mailboxes.get(native)
-            if mailbox is None:
-                mailbox = _mailboxes[native] = _Mailbox(native, call_soon)
-    except TypeError:  # a loop that cannot be weakly referenced (none of asyncio's or trio's): the portal
-        return send_via_portal
-
-    def send(item: Any) -> None:
-        mailbox.send(deliver, item)
-
-    return send
 
 
 def _lower_priority(increment: int) -> None:
@@ -140,7 +60,7 @@ class Job:
     finished: bool = False
 
     def deliver(self, item: Piece | BaseException) -> None:
-        """What the backend reports, passed on; an error or a finish reason ends the job."""
+        """What the model reports, passed on; an error or a finish reason ends the job."""
         if isinstance(item, BaseException):
             item = _as_client_error(item)
             self.finished = True
@@ -153,7 +73,7 @@ class Worker:
     """One model's requests: loaded on a thread of its own, then served first come first served by the process's
     decode thread, until `stop()`."""
 
-    def __init__(self, load: Callable[[], Backend], name: str = "llmclient-model") -> None:
+    def __init__(self, load: Callable[[], StepModel], name: str = "llmclient-model") -> None:
         self._decoder = _decode_thread()  # first: a bad setting fails in the caller, not silently in a thread
         self._load = load
         self._loaded = threading.Event()
@@ -166,19 +86,19 @@ class Worker:
         """Jobs the decode thread holds that have not started (only that thread touches it)."""
         self._attached = False
         self._stopping = False
-        self.backend: Backend | None = None
+        self.model: StepModel | None = None
         self.closed = False
         # loading takes seconds for a large model: on its own thread, so that other models keep generating; it
         # computes nothing, so it starts no compute team
         threading.Thread(target=self._load_then_attach, name=name, daemon=True).start()
 
-    async def wait_loaded(self) -> Backend:
-        """The backend once loaded; re-raises the load's error."""
+    async def wait_loaded(self) -> StepModel:
+        """The model once loaded; re-raises the load's error."""
         await anyio.to_thread.run_sync(self._loaded.wait, abandon_on_cancel=True)  # cancellable while loading
         if self._load_error is not None:
             raise self._load_error
-        assert self.backend is not None
-        return self.backend
+        assert self.model is not None
+        return self.model
 
     def submit(self, job: Job) -> None:
         if self.closed:
@@ -210,7 +130,7 @@ class Worker:
 
     def _load_then_attach(self) -> None:
         try:
-            backend = self._load()
+            model = self._load()
         except BaseException as error:  # reported to whoever awaits the load
             self._load_error = error
             self.closed = True
@@ -220,11 +140,11 @@ class Worker:
         with self._lock:
             closed = self.closed
             self._attached = not closed
-            self.backend = backend
+            self.model = model
             if not closed:  # before any stop signal of `stop()` can be posted
                 self._decoder.attach(self)
         if closed:  # stopped while loading: free it here; it never decoded
-            self._close_backend()
+            self._close_model()
         self._loaded.set()
 
     # --- on the decode thread ---------------------------------------------------------------------
@@ -240,13 +160,13 @@ class Worker:
             self._waiting.append(job)
 
     def _has_work(self) -> bool:
-        assert self.backend is not None
-        return bool(self._waiting) or bool(self.backend.active) or self._stopping
+        assert self.model is not None
+        return bool(self._waiting) or bool(self.model.active) or self._stopping
 
     def _start_waiting(self) -> None:
-        """Start waiting jobs in order while the backend has room; the first that does not fit blocks the rest."""
-        backend, waiting = self.backend, self._waiting
-        assert backend is not None
+        """Start waiting jobs in order while the model has room; the first that does not fit blocks the rest."""
+        model, waiting = self.model, self._waiting
+        assert model is not None
         while waiting:
             job = waiting[0]
             if job.cancel.is_set():
@@ -256,8 +176,8 @@ class Worker:
                 continue
             try:
                 if job.prepared is None:
-                    job.prepared = backend.prepare(job.request)
-                started = backend.start(job.prepared, job.deliver, job.cancel.is_set)
+                    job.prepared = model.prepare(job.request)
+                started = model.start(job.prepared, job.deliver, job.cancel.is_set)
             except Exception as error:
                 waiting.popleft()
                 self._unwait(job)
@@ -274,28 +194,28 @@ class Worker:
     def _step(self, threads: int) -> bool:
         """Start what can start and advance what runs by one step, with at most `threads` compute threads; False
         once stopped and freed (the decode thread then forgets this model)."""
-        backend = self.backend
-        assert backend is not None
+        model = self.model
+        assert model is not None
         if not self._stopping:
             self._start_waiting()
-        if backend.active:
-            backend.set_threads(min(threads, backend.threads))
+        if model.active:
+            model.set_threads(min(threads, model.threads))
             try:
-                backend.step()
+                model.step()
             except Exception as error:  # a bug of ours: fail what runs rather than hang it
                 logger.exception("decode step failed")
                 self._fail_running(error)
         with self._lock:
             self._running = [job for job in self._running if not job.finished]
-        if self._stopping and not backend.active:
-            self._close_backend()
+        if self._stopping and not model.active:
+            self._close_model()
             return False
         return True
 
-    def _close_backend(self) -> None:
+    def _close_model(self) -> None:
         try:
-            if self.backend is not None:
-                self.backend.close()
+            if self.model is not None:
+                self.model.close()
         except Exception as error:
             logger.warning("closing the model failed: %s", error)
         finally:
@@ -384,7 +304,7 @@ class _DecodeThread:
                 except queue.Empty:
                     break
             began, waited = time.perf_counter(), delay.read() if policy.adaptive else None
-            stepped = any(w.backend is not None and w.backend.active for w in self._workers)
+            stepped = any(w.model is not None and w.model.active for w in self._workers)
             threads, count = policy.threads, len(self._workers)
             self._workers = [w for w in self._workers if w._step(threads)]
             if stepped and waited is not None:
@@ -397,7 +317,7 @@ class _DecodeThread:
     def _plan_most(self) -> None:
         """The policy's upper bound: the most threads any attached model's plan gives."""
         assert self.policy is not None
-        self.policy.set_most(max((w.backend.threads for w in self._workers if w.backend is not None), default=1))
+        self.policy.set_most(max((w.model.threads for w in self._workers if w.model is not None), default=1))
 
 
 _decoder: _DecodeThread | None = None

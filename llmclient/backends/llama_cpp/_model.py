@@ -1,4 +1,4 @@
-"""The llama.cpp backend: one model and one context, driven only from the decode thread.
+"""A llama.cpp model and its context, driven only from the decode thread: the llama.cpp engine's `StepModel`.
 
 Loads with the plan's settings (context, parallel sequences sharing one KV cache, GPU layers, threads, flash
 attention, a window-sized SWA cache) through llama-cpp-python's model and context wrappers, which also give the
@@ -15,15 +15,21 @@ import ctypes
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from llmclient.backends import GenerateRequest, Piece, Prepared
-from llmclient.backends._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
-from llmclient.constants import overlap_steps
-from llmclient.errors import ContextOverflowError
+# first: llama.cpp's native libraries must load before numpy (which `_batch` imports); on a CUDA machine a numpy
+# loaded first made every model load crash in llama.cpp's tokenizer setup (see `llmclient._native`)
+import llama_cpp
 
-__all__ = ["LlamaCppBackend", "LlamaCppSettings"]
+# isort: split
+from llmclient.backends import GenerateRequest
+from llmclient.backends.llama_cpp._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
+from llmclient.backends.llama_cpp._settings import LlamaCppSettings
+from llmclient.backends.llama_cpp._step import Emit, Prepared
+from llmclient.constants import overlap_steps
+from llmclient.errors import ContextOverflowError, InvalidRequestError, InvalidSettingError
+
+__all__ = ["LlamaCppModel"]
 
 logger = logging.getLogger("llmclient")
 
@@ -35,37 +41,11 @@ def _overlaps(settings: LlamaCppSettings) -> bool:
     return settings.n_gpu_layers != 0 if chosen is None else chosen
 
 
-@dataclass(frozen=True)
-class LlamaCppSettings:
-    """How to load a model in llama.cpp (normally taken from a `Plan`)."""
-
-    n_ctx: int = 4096
-    """The most tokens one request may hold (prompt + answer)."""
-    n_gpu_layers: int = 0
-    threads: int | None = None
-    flash_attn: bool = True
-    chat_format: str | None = None
-    """A llama-cpp-python chat format (`chatml`, `llama-3`, `mistral-instruct`, `gemma`, ...) replacing the GGUF's
-    own template; None uses the template in the file."""
-    tensor_split: tuple[float, ...] = ()
-    seed: int = 0xFFFFFFFF
-    verbose: bool = False
-    parallel: int = 1
-    """Requests decoded together in one batch."""
-    kv_tokens: int = 0
-    """Tokens the KV cache shared by the parallel requests holds (0: n_ctx x parallel)."""
-    prefill_chunk: int | None = None
-    """Prompt tokens evaluated per step. Default: on the CPU, `BATCH_INVARIANT_CHUNK` (48) always, which keeps each
-    answer the same whatever runs beside it (a larger value is capped to it); with GPU layers, 256 while other
-    requests are generating, a whole batch when alone."""
-
-
-class LlamaCppBackend:
-    """A loaded GGUF model. Not thread-safe: once loaded, only the decode thread may call it."""
+class LlamaCppModel:
+    """A loaded GGUF model (the engine's `StepModel`). Not thread-safe: once loaded, only the decode thread calls it."""
 
     def __init__(self, path: str | os.PathLike[str], settings: LlamaCppSettings) -> None:
         """Load `path` (blocking: seconds for a large model)."""
-        import llama_cpp
         from llama_cpp import _internals
         from llama_cpp._logger import set_verbose
 
@@ -128,7 +108,9 @@ class LlamaCppBackend:
             for attr in ("format_" + name.replace("-", "_"), "format_" + name.replace("-", "")):
                 if hasattr(formats, attr):
                     return getattr(formats, attr)  # type: ignore[no-any-return]
-            raise ValueError(f"unknown chat format {name!r}; use e.g. chatml, llama-3, mistral-instruct, gemma")
+            raise InvalidSettingError(
+                f"unknown chat format {name!r}; use e.g. chatml, llama-3, mistral-instruct, gemma"
+            )
         template = self._metadata.get("tokenizer.chat_template")
         if not template:
             return formats.format_chatml  # type: ignore[no-any-return]
@@ -153,7 +135,13 @@ class LlamaCppBackend:
         if request.messages is None:
             prompt = self._tokenize(request.prompt or "", add_bos=True)
         else:
-            result = self._formatter(messages=request.messages)
+            try:
+                result = self._formatter(messages=list(request.messages))
+            except Exception as error:  # the template's own check (raise_exception) or a field it cannot take
+                raise InvalidRequestError(
+                    f"this model's chat template cannot render these messages ({type(error).__name__}: {error}); "
+                    "check the roles and contents it expects, or set another template with .chat_format(name)"
+                ) from error
             stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
             template_stops = [s for s in stops if s]
             prompt = self._tokenize(result.prompt, add_bos=not result.added_special)
@@ -164,15 +152,12 @@ class LlamaCppBackend:
                 prompt_tokens=len(prompt),
                 n_ctx=self.n_ctx,
             )
-        sampling = dict(request.sampling)
-        stop = sampling.pop("stop", None) or []
-        stops = [stop] if isinstance(stop, str) else list(stop)
+        sampling = request.sampling.settings()
+        stops = list(sampling.pop("stop", ()))
         max_tokens = int(sampling.pop("max_tokens", None) or self.n_ctx)
         return Prepared(prompt, [*stops, *template_stops], max_tokens, sampling)
 
-    def start(
-        self, prepared: Prepared, emit: Callable[[Piece | BaseException], None], cancelled: Callable[[], bool]
-    ) -> bool:
+    def start(self, prepared: Prepared, emit: Emit, cancelled: Callable[[], bool]) -> bool:
         return self._decoder.start(prepared, emit, cancelled)
 
     def step(self) -> None:

@@ -1,0 +1,114 @@
+"""`LlamaCppEngine`: a GGUF model in this process, behind the `Engine` protocol.
+
+The model lives on the process's decode thread (`_worker.py`), which runs every llama.cpp model of the process
+with continuous batching; `generate` queues a request there and streams its pieces back to the caller's event
+loop without blocking either side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+
+from llmclient.backends import Capabilities, GenerateRequest, Piece
+from llmclient.backends._loop import loop_sender
+from llmclient.backends.llama_cpp._settings import LlamaCppSettings
+from llmclient.backends.llama_cpp._worker import Job, Worker
+from llmclient.errors import ClientClosedError
+from llmclient.types import Timings
+
+__all__ = ["LlamaCppEngine"]
+
+
+class LlamaCppEngine:
+    """A llama.cpp model loaded in this process; make one with `await LlamaCppEngine.load(path, settings)`."""
+
+    def __init__(self, worker: Worker, settings: LlamaCppSettings) -> None:
+        """Wraps a loaded `Worker`; use `load`."""
+        self._worker = worker
+        self.settings = settings
+        self._capabilities = Capabilities(cancel_in_prompt=True, parallel=max(1, settings.parallel))
+
+    @classmethod
+    async def load(cls, path: str | os.PathLike[str], settings: LlamaCppSettings) -> LlamaCppEngine:
+        """Load `path` on a thread of its own (cancellable: a cancelled load frees what it loaded)."""
+        path = Path(path)
+
+        def load() -> object:
+            from llmclient.backends.llama_cpp._model import LlamaCppModel  # loads the native library
+
+            return LlamaCppModel(path, settings)
+
+        worker = Worker(load, name=f"llmclient-{path.name}")  # type: ignore[arg-type]
+        try:
+            await worker.wait_loaded()
+        except BaseException:  # cancelled or failed while loading: never leave a loaded model behind
+            worker.stop()
+            with anyio.CancelScope(shield=True):
+                await worker.join()
+            raise
+        return cls(worker, settings)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Continuous batching of `settings.parallel` requests; cancel stops a long prompt mid-way."""
+        return self._capabilities
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Piece]:
+        """Queue `request` on the decode thread and stream its pieces; the last carries usage and timings."""
+        if self._worker.closed:
+            raise ClientClosedError("the client is closed; create a new one with init()")
+        send, receive = anyio.create_memory_object_stream[Piece | BaseException](math.inf)
+        cancel = threading.Event()
+
+        def offer(item: Piece | BaseException) -> None:
+            # the caller may have stopped listening; the cancel flag then stops the worker at the next token
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(item)
+
+        job = Job(request, loop_sender(offer), cancel)
+        self._worker.submit(job)
+        first: float | None = None
+        try:
+            async with receive:
+                async for item in receive:
+                    if isinstance(item, BaseException):
+                        raise item
+                    now = time.perf_counter()
+                    if item.finish_reason is None:
+                        if item.text and first is None:
+                            first = now
+                        yield item
+                        continue
+                    if item.text and first is None:
+                        first = now
+                    yield Piece(item.text, item.finish_reason, item.usage, _timings(job, first, now, item))
+                    return
+        finally:
+            cancel.set()  # left early, cancelled or failed: stop generating at the next token
+
+    async def aclose(self) -> None:
+        """Stop the worker and free the model; requests still queued get `ClientClosedError`."""
+        if not self._worker.closed:
+            self._worker.stop()
+        await self._worker.join()
+
+    def waiting(self) -> int:
+        """Requests queued and not yet started (cancelled ones not counted)."""
+        return self._worker.waiting()
+
+
+def _timings(job: Job, first: float | None, end: float, last: Piece) -> Timings:
+    """Where the request's time went, from when it was queued, started, and its pieces reached the loop."""
+    produced = last.usage.completion_tokens if last.usage is not None else 0
+    decode = end - (first or end)
+    rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
+    began = job.started if job.started is not None else job.submitted
+    return Timings(began - job.submitted, (first or end) - began, end - job.submitted, rate)

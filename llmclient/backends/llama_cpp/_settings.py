@@ -1,0 +1,32 @@
+"""How to load a model in llama.cpp: the settings a `Plan` turns into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LlamaCppSettings"]
+
+
+@dataclass(frozen=True)
+class LlamaCppSettings:
+    """How to load a model in llama.cpp (normally taken from a `Plan`)."""
+
+    n_ctx: int = 4096
+    """The most tokens one request may hold (prompt + answer)."""
+    n_gpu_layers: int = 0
+    threads: int | None = None
+    flash_attn: bool = True
+    chat_format: str | None = None
+    """A llama-cpp-python chat format (`chatml`, `llama-3`, `mistral-instruct`, `gemma`, ...) replacing the GGUF's
+    own template; None uses the template in the file."""
+    tensor_split: tuple[float, ...] = ()
+    seed: int = 0xFFFFFFFF
+    verbose: bool = False
+    parallel: int = 1
+    """Requests decoded together in one batch."""
+    kv_tokens: int = 0
+    """Tokens the KV cache shared by the parallel requests holds (0: n_ctx x parallel)."""
+    prefill_chunk: int | None = None
+    """Prompt tokens evaluated per step. Default: on the CPU, `BATCH_INVARIANT_CHUNK` (48) always, which keeps each
+    answer the same whatever runs beside it (a larger value is capped to it); with GPU layers, 256 while other
+    requests are generating, a whole batch when alone."""

@@ -1,0 +1,66 @@
+"""The step protocol inside the llama.cpp engine: a loaded model that advances its running requests together.
+
+The decode thread (`_decode.py`) is its only caller: it prepares each request, starts it when the model has room,
+and steps while anything runs. `LlamaCppModel` implements it; tests may drive the decode thread with another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llmclient.backends import GenerateRequest, Piece
+
+__all__ = ["Emit", "Prepared", "StepModel"]
+
+Emit = Callable[[Piece | BaseException], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request turned into the model's tokens, ready to start."""
+
+    tokens: list[int]
+    stops: list[str]
+    """Stop sequences: the caller's and the chat template's."""
+    max_tokens: int
+    sampling: dict[str, Any]
+    """Sampler settings (temperature, top_k, top_p, min_p, repeat_penalty, seed) that have a value."""
+
+
+class StepModel(Protocol):
+    """A loaded model that runs requests side by side. Its methods block: call them from the decode thread only."""
+
+    def prepare(self, request: GenerateRequest) -> Prepared:
+        """Tokenize `request` (through the chat template for messages); raises for a prompt that cannot run."""
+        ...
+
+    def start(self, prepared: Prepared, emit: Emit, cancelled: Callable[[], bool]) -> bool:
+        """Begin `prepared` if there is room (a free sequence and its KV space); False leaves it to wait.
+
+        From then on each `step` may call `emit` with text; the last call carries the finish reason (`stop`,
+        `length`, or `cancelled` soon after `cancelled()` turns true) with the usage, or an exception."""
+        ...
+
+    def step(self) -> None:
+        """Advance every started request by one decode (a token each, or a chunk of a prompt)."""
+        ...
+
+    @property
+    def active(self) -> int:
+        """Requests started and not finished."""
+        ...
+
+    @property
+    def threads(self) -> int:
+        """The most compute threads a step may use (the plan's)."""
+        ...
+
+    def set_threads(self, n: int) -> None:
+        """Use `n` compute threads (1 to `threads`) from the next step on."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
