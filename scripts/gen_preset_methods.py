@@ -48,9 +48,7 @@ def render() -> str:
             lines = textwrap.wrap(text, 108)
             body = lines[0] if len(lines) == 1 else "\n        ".join([*lines, ""])
             parts.append(
-                f"\n    def {method}(self) -> Self:\n"
-                f'        """{body}"""\n'
-                f'        return self.preset("{p.name}")\n'
+                f'\n    def {method}(self) -> Self:\n        """{body}"""\n        return self.preset("{p.name}")\n'
             )
     return "".join(parts)
 

@@ -216,19 +216,19 @@ def test_the_builder_and_a_request_accept_exactly_the_same_ranges() -> None:
     for name, (low, high) in NUMBER_RANGES.items():
         for value in (low, high):
             getattr(builder, name)(value)
-            Sampling(**{name: value})
+            Sampling.of({name: value})
         for value in (low - 0.001, high + 0.001):
             with pytest.raises(InvalidRequestError, match=f"{name} must be a number from {low:g} to {high:g}"):
                 getattr(builder, name)(value)
             with pytest.raises(InvalidRequestError, match=f"{name} must be a number from {low:g} to {high:g}"):
-                Sampling(**{name: value})
+                Sampling.of({name: value})
     for name, minimum in INT_MINIMUMS.items():
         getattr(builder, name)(minimum)
         for bad in (minimum - 1, 1.5):
             with pytest.raises(InvalidRequestError, match=f"{name} must be a whole number >= {minimum}"):
                 getattr(builder, name)(bad)
             with pytest.raises(InvalidRequestError, match=f"{name} must be a whole number >= {minimum}"):
-                Sampling(**{name: bad})
+                Sampling.of({name: bad})
     with pytest.raises(InvalidRequestError, match=r"repeat_penalty must be a number from 0\.01 to 10"):
         builder.repeat_penalty(0.0)
     with pytest.raises(InvalidSettingError, match="ctx must be a positive whole number"):
@@ -241,7 +241,7 @@ async def test_a_builder_default_reaches_a_real_llama_cpp_request(smollm2: Path)
     async with await builder.init() as client:
         result = await client.chat("Name a colour.", max_tokens=6)
         assert result.usage.completion_tokens > 0 and result.finish_reason in ("stop", "length")
-        tool_history = [
+        tool_history: list[dict[str, Any]] = [
             {"role": "user", "content": "What time is it?"},
             {"role": "assistant", "content": "", "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]},
