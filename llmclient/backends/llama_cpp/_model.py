@@ -15,6 +15,7 @@ import ctypes
 import logging
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 # first: llama.cpp's native libraries must load before numpy (which `_batch` imports); on a CUDA machine a numpy
@@ -24,6 +25,7 @@ import llama_cpp
 # isort: split
 from llmclient.backends import GenerateRequest
 from llmclient.backends.llama_cpp._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
+from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._step import Emit, Prepared
 from llmclient.constants import overlap_steps
@@ -75,8 +77,11 @@ class LlamaCppModel:
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         params.no_perf = True
+        n_ctx_train = int(model.n_ctx_train())
+        quiet = unified_kv_is_no_overflow(kv_tokens, n_ctx_train) if settings.n_ctx <= n_ctx_train else nullcontext()
         try:
-            self._context: Any = _internals.LlamaContext(model=self._model, params=params, verbose=settings.verbose)
+            with quiet:
+                self._context: Any = _internals.LlamaContext(model=self._model, params=params, verbose=settings.verbose)
         except BaseException:
             model.close()
             raise
