@@ -12,6 +12,8 @@ from pathlib import Path
 import platformdirs
 from huggingface_hub import constants as hf_constants
 
+from llmclient.errors import InvalidSettingError
+
 #: Where models are cached unless a root is given: `LLMCLIENT_CACHE_DIR`, else the platform's user cache dir.
 CACHE_DIR_ENV = "LLMCLIENT_CACHE_DIR"
 
@@ -40,7 +42,7 @@ def worker_nice() -> int:
     if not value:
         return DEFAULT_WORKER_NICE
     if not value.isdigit() or int(value) > 19:
-        raise ValueError(f"{WORKER_NICE_ENV}={value!r} must be a whole number from 0 to 19; or unset it")
+        raise InvalidSettingError(f"{WORKER_NICE_ENV}={value!r} must be a whole number from 0 to 19; or unset it")
     return int(value)
 
 
@@ -53,7 +55,7 @@ def adaptive_threads() -> bool:
     """`$LLMCLIENT_ADAPTIVE_THREADS`: True unless it is 0 (read once, when the process's decode thread starts)."""
     value = os.environ.get(ADAPTIVE_THREADS_ENV, "").strip()
     if value not in ("", "0", "1"):
-        raise ValueError(f"{ADAPTIVE_THREADS_ENV}={value!r} must be 0 or 1; or unset it")
+        raise InvalidSettingError(f"{ADAPTIVE_THREADS_ENV}={value!r} must be 0 or 1; or unset it")
     return value != "0"
 
 
@@ -68,7 +70,7 @@ def overlap_steps() -> bool | None:
     if not value:
         return None
     if value not in ("0", "1"):
-        raise ValueError(f"{OVERLAP_ENV}={value!r} must be 0 or 1; or unset it")
+        raise InvalidSettingError(f"{OVERLAP_ENV}={value!r} must be 0 or 1; or unset it")
     return value == "1"
 
 
@@ -82,7 +84,7 @@ def memory_budget_gb() -> float | None:
     except ValueError:
         gigabytes = -1.0
     if not gigabytes > 0:
-        raise ValueError(f"{MEMORY_GB_ENV}={value!r} must be a positive number of GB, e.g. 12; or unset it")
+        raise InvalidSettingError(f"{MEMORY_GB_ENV}={value!r} must be a positive number of GB, e.g. 12; or unset it")
     return gigabytes
 
 
@@ -103,9 +105,9 @@ def download_timeout() -> float:
         seconds = float(value)
     except ValueError:
         message = f"{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds; unset it or use e.g. 30"
-        raise ValueError(message) from None
+        raise InvalidSettingError(message) from None
     if seconds <= 0:
-        raise ValueError(f"{DOWNLOAD_TIMEOUT_ENV}={value!r} must be positive; unset it or use e.g. 30")
+        raise InvalidSettingError(f"{DOWNLOAD_TIMEOUT_ENV}={value!r} must be positive; unset it or use e.g. 30")
     return seconds
 
 
