@@ -8,8 +8,10 @@ loop without blocking either side.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +27,8 @@ from llmclient.errors import ClientClosedError
 from llmclient.types import Timings
 
 __all__ = ["LlamaCppEngine"]
+
+logger = logging.getLogger("llmclient")
 
 
 class LlamaCppEngine:
@@ -42,6 +46,13 @@ class LlamaCppEngine:
         path = Path(path)
 
         def load() -> object:
+            # on an H100 machine with numpy 2.5.2, a numpy loaded before llama.cpp's native libraries made every CUDA
+            # model load crash; llmclient never imports numpy first, an app may have
+            if settings.n_gpu_layers != 0 and "numpy" in sys.modules and "llama_cpp" not in sys.modules:
+                logger.warning(
+                    "numpy was imported before llama-cpp-python; on some CUDA machines that crashes the model load. "
+                    "If it does, `import llama_cpp` at the top of your program, before numpy (or pandas, torch, ...)."
+                )
             from llmclient.backends.llama_cpp._model import LlamaCppModel  # loads the native library
 
             return LlamaCppModel(path, settings)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
-# first: llama.cpp's native libraries must load before numpy (which `_batch` imports); on a CUDA machine a numpy
-# loaded first made every model load crash in llama.cpp's tokenizer setup (see `llmclient._native`)
+# llama.cpp's native libraries must load before numpy (which `_batch` imports): on an H100 machine with numpy
+# 2.5.2, a numpy loaded first made every CUDA model load crash in llama.cpp's tokenizer setup
 import llama_cpp
 
 # isort: split
