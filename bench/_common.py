@@ -1,9 +1,10 @@
-"""What the benchmarks share: the prompts, a percentile, the loop-lag ticker, a free local port, and the peer
-server's command line."""
+"""What the benchmarks share: the prompts, a percentile, the loop-lag ticker, a free local port, the peer
+server's command line, and an older llmclient exported from git to run beside this one."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,20 @@ async def tick_until(done: Callable[[], bool], lags: list[float]) -> None:
         before = time.perf_counter()
         await anyio.sleep(0.001)
         lags.append((time.perf_counter() - before - 0.001) * 1000)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def export(revision: str, into: Path) -> Path:
+    """`llmclient/` as of git `revision`, in a folder of its own: the folder to put first on sys.path."""
+    folder = into / revision
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "llmclient"], check=True,
+                             capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(folder)], check=True)  # as pip would leave it
+    return folder
 
 
 def free_port() -> int:

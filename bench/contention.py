@@ -37,12 +37,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import pct, prompt, tick_until  # bench/ is on sys.path when run as a script
+from _common import export, pct, prompt, tick_until  # bench/ is on sys.path when run as a script
 from _peer_systems import thread_stream
 
 TAG = "CONTENTION "
 CTX = 1024
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- in the child process -----------------------------------------------------------------------------------------
@@ -127,17 +126,6 @@ async def measure(system: str, model: str, tokens: int) -> dict[str, float]:
 def busy_loops(k: int, seconds: float) -> list[subprocess.Popen[bytes]]:
     code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
     return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(k)]
-
-
-def export(revision: str, into: Path) -> Path:
-    """`llmclient/` as of git `revision`, in a folder of its own: the folder to put first on sys.path."""
-    folder = into / revision
-    folder.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "llmclient"], check=True,
-                             capture_output=True).stdout  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(folder)], check=True)  # as pip would leave it
-    return folder
 
 
 def run_child(system: str, args: argparse.Namespace, paths: dict[str, Path]) -> dict[str, float] | None:

@@ -30,6 +30,9 @@ the reason.
     python bench/peers.py [--model PATH] [--systems a,b] [--rounds 5] [--tokens 128] [--gpu] [--quick]
                           [--loop default|select] [--json FILE] [--plot FILE]
 
+`--systems llmclient,llmclient@c926952`: llmclient as of a git revision, exported to a temporary folder and put
+first on the child's `sys.path`, beside this checkout's (a change's cost, measured in one run).
+
 `--loop select`: the app's loop waits in `select()`, which keeps a timer's microseconds, instead of epoll, which rounds
 every wait up to a whole millisecond: after any wake-up of the loop (a streamed token), the ticker's next tick comes
 up to 1 ms late on epoll whatever the system does, and this takes that out of the lag figures.
@@ -53,6 +56,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +64,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from _common import pct, prompt, tick_until  # bench/ is on sys.path when run as a script
+from _common import export, pct, prompt, tick_until  # bench/ is on sys.path when run as a script
 from _peer_systems import CONCURRENT, CTX, OPENERS, Settings, Stream, gpt4all_template
 
 SYSTEMS = ("llmclient", "to_thread", "one_thread", "llama_cpp.server", "mistralrs", "gpt4all")
@@ -175,7 +179,7 @@ def child(system: str, settings: str) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector()) if s.loop == "select" else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    result = loop.run_until_complete(measure(system, s))
+    result = loop.run_until_complete(measure(system.split("@", 1)[0], s))
     print(RESULT_TAG + json.dumps(result), flush=True)
     os._exit(0)  # a CUDA context's or a native runtime's teardown can crash at exit; the result is out
 
@@ -183,12 +187,15 @@ def child(system: str, settings: str) -> None:
 # --- the run (the parent process) -----------------------------------------------------------------------------
 
 
-def run_one(system: str, s: Settings, timeout: float) -> dict[str, Any]:
+def run_one(system: str, s: Settings, timeout: float, paths: dict[str, Path]) -> dict[str, Any]:
     """Spawn a child for system and return its result (or why there is none)."""
     s = Settings(**{**asdict(s), "t0": time.time()})
     command = [sys.executable, __file__, "--one", system, "--settings", json.dumps(asdict(s))]
+    env = dict(os.environ)
+    if system in paths:  # llmclient@REV: that revision's package first on the path
+        env["PYTHONPATH"] = os.pathsep.join([str(paths[system]), env.get("PYTHONPATH", "")])
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     elapsed = time.time() - s.t0
@@ -346,7 +353,11 @@ def plot(runs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="a GGUF file (default: the real SmolLM2 file)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, from {', '.join(SYSTEMS)}; llmclient@REV runs git revision REV's llmclient",
+    )
     parser.add_argument("--rounds", type=int, default=None, help="rounds, each system once per round (default 5)")
     parser.add_argument("--tokens", type=int, default=None, help="max_tokens per request (default 128)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: the plan's)")
@@ -368,7 +379,7 @@ def main() -> None:
         replay(args.from_json, args.plot)
         return
     systems = args.systems.split(",")
-    unknown = sorted(set(systems) - set(SYSTEMS))
+    unknown = sorted({system.split("@", 1)[0] for system in systems} - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
     rounds = args.rounds or (2 if args.quick else 5)
@@ -387,6 +398,8 @@ def main() -> None:
     skips = gpu_skips(systems) if args.gpu else {}
 
     compile_bytecode(systems)
+    exported = tempfile.TemporaryDirectory(prefix="peers-revisions-")
+    paths = {x: export(x.split("@", 1)[1], Path(exported.name)) for x in systems if x.startswith("llmclient@")}
     started = time.perf_counter()
     runs: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
     for i in range(rounds):
@@ -395,11 +408,12 @@ def main() -> None:
             if earlier and ("skipped" in earlier[0] or "error" in earlier[0]):
                 runs[system].append({**earlier[0], "not_retried": True})  # it cannot load here: no use retrying
                 continue
-            result = {"skipped": skips[system]} if system in skips else run_one(system, s, args.timeout)
+            result = {"skipped": skips[system]} if system in skips else run_one(system, s, args.timeout, paths)
             runs[system].append(result)
             brief = result.get("skipped") or result.get("error") or f"cold {result['cold_s']:.2f} s"
             print(f"round {i + 1}/{rounds} {system}: {brief}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - started
+    exported.cleanup()
 
     command = shlex.join(["python", "bench/peers.py", *sys.argv[1:]])
     gpus = (", ".join(g.description for g in hardware.gpus) or "no GPU found") if args.gpu else "CPU only"
