@@ -29,7 +29,13 @@ from typing_extensions import Unpack
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.builder import LlamaCppConfig
 from llmclient.chat.messages import Messages, normalize_messages
-from llmclient.errors import BusyError, ClientClosedError, InvalidRequestError, UnsupportedFeatureError
+from llmclient.errors import (
+    BusyError,
+    ClientClosedError,
+    InvalidRequestError,
+    InvalidSettingError,
+    UnsupportedFeatureError,
+)
 from llmclient.sampling import Sampling, SamplingOptions
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 
@@ -57,7 +63,7 @@ class LlmClient:
         has no system message; `max_queue`: how many requests may wait for a place among those the engine runs at
         once (beyond it, `BusyError` at once; None: no limit)."""
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0):
-            raise InvalidRequestError(f"max_queue must be a whole number >= 0 or None, got {max_queue!r}")
+            raise InvalidSettingError(f"max_queue must be a whole number >= 0 or None, got {max_queue!r}")
         self.engine = engine
         self.defaults = defaults if defaults is not None else Sampling()
         self.system_prompt = system_prompt
