@@ -13,7 +13,7 @@ from llmclient import _hub
 from llmclient._layout import RepoFolders, atomic_write
 from llmclient._remote_header import read_remote_header
 from llmclient.constants import hub_offline
-from llmclient.errors import ModelFormatError, OfflineError
+from llmclient.errors import HubUnavailableError, ModelFormatError, OfflineError
 from llmclient.metadata import GgufInfo, info_from_header, read_gguf_info, shard_names
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ async def gguf_info(
 
     try:
         first = await resolve(names[0])
-    except _hub.HubUnavailableError as error:
+    except HubUnavailableError as error:
         stored = await anyio.to_thread.run_sync(_stored, repo, revision, names[0])
         if stored is None:
             raise

@@ -8,8 +8,8 @@ request asks for the bytes after it, at least half again as many as held, so the
 from __future__ import annotations
 
 from llmclient._gguf_header import ParsedHeader, TruncatedHeader, parse_header
-from llmclient._hub import RETRY_STATUSES, HubUnavailableError, RemoteFile, retry_after_of
-from llmclient.errors import DownloadError, ModelFormatError
+from llmclient._hub import RETRY_STATUSES, RemoteFile, retry_after_of
+from llmclient.errors import DownloadError, HubUnavailableError, ModelFormatError
 
 __all__ = ["FIRST_READ", "MAX_HEADER", "read_remote_header"]
 

@@ -36,7 +36,7 @@ from llmclient._layout import RepoFolders, atomic_write, fsync_dir
 from llmclient._progress import Progress, TqdmReporter, reporter_for
 from llmclient._transfer import HttpClientBuilder, PartialFile, download
 from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
-from llmclient.errors import OfflineError, VerificationError
+from llmclient.errors import HubUnavailableError, OfflineError, VerificationError
 from llmclient.metadata import GgufInfo
 from llmclient.types import CachedModel, VerifyReport
 
@@ -133,7 +133,7 @@ class ModelCache:
                 backoff,
                 what=f"resolving {repo_id}/{filename}",
             )
-        except _hub.HubUnavailableError as error:
+        except HubUnavailableError as error:
             cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
             if cached is not None:
                 logger.warning("%s; using the cached %s/%s at commit %s", error, repo_id, filename, cached.commit)
