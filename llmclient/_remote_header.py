@@ -1,21 +1,13 @@
-"""Read a hub file's GGUF header with HTTP Range requests: the first bytes only, never the weights.
-
-The first request asks for 512 KiB; while the parser reports the header continuing past what arrived, the next
-request asks for the bytes after it, at least half again as many as held, so the total read stays within about
-1.5x the header (1.8 MB of SmolLM2's 98 MB, some 8 MB of a 150k-vocabulary model's gigabytes).
-"""
+"""Read a hub file's GGUF header with HTTP Range requests (how much to ask for: `llmclient._gguf.ranged`)."""
 
 from __future__ import annotations
 
-from llmclient._gguf_header import ParsedHeader, TruncatedHeader, parse_header
+from llmclient._gguf.parse import ParsedHeader
+from llmclient._gguf.ranged import read_header
 from llmclient._hub import RETRY_STATUSES, RemoteFile, retry_after_of
-from llmclient.errors import DownloadError, HubUnavailableError, ModelFormatError
+from llmclient.errors import DownloadError, HubUnavailableError
 
-__all__ = ["FIRST_READ", "MAX_HEADER", "read_remote_header"]
-
-FIRST_READ = 512 << 10
-#: A header larger than this is taken for a corrupt file rather than read on.
-MAX_HEADER = 256 << 20
+__all__ = ["read_remote_header"]
 
 
 def _get_range(remote: RemoteFile, start: int, end: int, timeout: float) -> bytes:
@@ -54,30 +46,10 @@ def _get_range(remote: RemoteFile, start: int, end: int, timeout: float) -> byte
 
 
 def read_remote_header(remote: RemoteFile, timeout: float) -> tuple[ParsedHeader, int]:
-    """The parsed header of `remote` and the bytes read to get it. Blocking.
+    """The parsed header of `remote` and the bytes read to get it, in growing ranges. Blocking.
 
     Raises `ModelFormatError` if the file is not GGUF, `HubUnavailableError` for a retryable failure.
     """
-    data = bytearray()
-    want = FIRST_READ
-    while True:
-        if remote.size is not None:
-            want = min(want, remote.size)
-        if want > len(data):
-            chunk = _get_range(remote, len(data), want, timeout)
-            if not chunk:
-                raise ModelFormatError(
-                    f"{remote.repo_id}/{remote.filename} ends inside its GGUF header: it is truncated"
-                )
-            data += chunk
-        try:
-            return parse_header(bytes(data)), len(data)
-        except TruncatedHeader as short:
-            if len(data) >= MAX_HEADER or (remote.size is not None and len(data) >= remote.size):
-                raise ModelFormatError(
-                    f"{remote.repo_id}/{remote.filename}: no complete GGUF header in its first {len(data)} bytes; "
-                    "the file is corrupt"
-                ) from None
-            want = min(max(short.need, len(data) + len(data) // 2), MAX_HEADER)
-        except ValueError as error:
-            raise ModelFormatError(f"{remote.repo_id}/{remote.filename}: {error}") from None
+    return read_header(
+        lambda start, end: _get_range(remote, start, end, timeout), remote.size, f"{remote.repo_id}/{remote.filename}"
+    )
