@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 
 from llmclient._cli_common import CommandError, cache_for, human_size, library_warnings_reported, parse_model, table
-from llmclient._layout import RepoFolders
+from llmclient._hub.layout import RepoFolders
 from llmclient.quants import quant_from_filename
 
 __all__ = ["CacheEntry", "cache_entries", "list_cache", "rm", "verify"]

@@ -30,11 +30,13 @@ from pathlib import Path
 
 import anyio
 
-from llmclient import _hub
-from llmclient._cache_metadata import gguf_info
-from llmclient._layout import RepoFolders, atomic_write, fsync_dir
-from llmclient._progress import Progress, TqdmReporter, reporter_for
-from llmclient._transfer import HttpClientBuilder, PartialFile, download
+from llmclient._hub.gguf_info import gguf_info
+from llmclient._hub.layout import RepoFolders, atomic_write, fsync_dir
+from llmclient._hub.progress import Progress, TqdmReporter, reporter_for
+from llmclient._hub.reference import COMMIT_RE, validate_reference
+from llmclient._hub.resolve import RemoteFile, resolve
+from llmclient._hub.retry import Backoff, with_retries
+from llmclient._hub.transfer import HttpClientBuilder, PartialFile, download
 from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
 from llmclient.errors import HubUnavailableError, OfflineError, VerificationError
 from llmclient.metadata import GgufInfo
@@ -109,10 +111,10 @@ class ModelCache:
         Raises `InvalidModelReferenceError`, `ModelNotFoundError`, `GatedModelError`, `OfflineError`,
         `DownloadError`, `VerificationError` or `InsufficientDiskError`; each says what to do.
         """
-        _hub.validate_reference(repo_id, filename, revision)
+        validate_reference(repo_id, filename, revision)
         repo = RepoFolders(self.root, repo_id)
         offline = hub_offline() if offline is None else offline
-        if offline or _hub.COMMIT_RE.match(revision):
+        if offline or COMMIT_RE.match(revision):
             cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
             if cached is not None:
                 return cached
@@ -126,10 +128,10 @@ class ModelCache:
         # No copy here at all: a download is coming, so get its HTTP client ready while the hub is asked.
         has_copy = await anyio.to_thread.run_sync(self._has_copy, repo, filename, revision)
         builder = None if has_copy else HttpClientBuilder()
-        backoff = _hub.Backoff(self.retries, self.retry_wait)
+        backoff = Backoff(self.retries, self.retry_wait)
         try:
-            remote = await _hub.with_retries(
-                lambda: _hub.resolve(repo_id, filename, revision, endpoint=endpoint, token=token, timeout=self.timeout),
+            remote = await with_retries(
+                lambda: resolve(repo_id, filename, revision, endpoint=endpoint, token=token, timeout=self.timeout),
                 backoff,
                 what=f"resolving {repo_id}/{filename}",
             )
@@ -175,7 +177,17 @@ class ModelCache:
         every shard's header is read. Raises as `fetch` does, and `ModelFormatError` for a file that is not a
         GGUF model.
         """
-        return await gguf_info(self, repo_id, filename, revision, endpoint=endpoint, token=token, offline=offline)
+        return await gguf_info(
+            self.root,
+            repo_id,
+            filename,
+            revision,
+            endpoint=endpoint,
+            token=token,
+            offline=offline,
+            timeout=self.timeout,
+            backoff=Backoff(self.retries, self.retry_wait),
+        )
 
     # --- maintenance -----------------------------------------------------------------------------
 
@@ -199,7 +211,7 @@ class ModelCache:
     def _lookup(self, repo: RepoFolders, filename: str, revision: str) -> CachedModel | None:
         """The cached file for `revision` (a commit, or a ref recorded earlier), verified; no request."""
         commit = revision
-        if not _hub.COMMIT_RE.match(revision):
+        if not COMMIT_RE.match(revision):
             try:
                 commit = repo.ref(revision).read_text().strip()
             except OSError:
@@ -211,7 +223,7 @@ class ModelCache:
 
     def _has_copy(self, repo: RepoFolders, filename: str, revision: str) -> bool:
         """Whether some copy of the file is linked here for `revision` (not checked: a hint, not trust)."""
-        commit = revision if _hub.COMMIT_RE.match(revision) else None
+        commit = revision if COMMIT_RE.match(revision) else None
         if commit is None:
             try:
                 commit = repo.ref(revision).read_text().strip()
@@ -241,7 +253,7 @@ class ModelCache:
             record = self._write_record(repo, etag, sha256, blob)
         return CachedModel(link, repo.repo_id, filename, commit, int(record["size"]), str(record["sha256"]))
 
-    def _adopt(self, repo: RepoFolders, remote: _hub.RemoteFile) -> CachedModel | None:
+    def _adopt(self, repo: RepoFolders, remote: RemoteFile) -> CachedModel | None:
         """If the blob the hub names is already verified here, link it for this commit and return it."""
         if not repo.blob(remote.etag).exists():
             return None
@@ -251,7 +263,7 @@ class ModelCache:
             self._link(repo, remote)
         return trusted
 
-    def _commit_download(self, repo: RepoFolders, remote: _hub.RemoteFile, partial: PartialFile) -> CachedModel:
+    def _commit_download(self, repo: RepoFolders, remote: RemoteFile, partial: PartialFile) -> CachedModel:
         """Verify the finished partial file and make it visible (atomic rename), or remove it."""
         sha256 = digest = partial.sha256.hexdigest()
         if len(remote.etag) == 40:  # a small non-LFS file: the hub's checksum is its git blob sha1
@@ -285,7 +297,7 @@ class ModelCache:
         atomic_write(repo.record(etag), json.dumps(record, indent=1))
         return record
 
-    def _link(self, repo: RepoFolders, remote: _hub.RemoteFile) -> Path:
+    def _link(self, repo: RepoFolders, remote: RemoteFile) -> Path:
         """Point `snapshots/<commit>/<file>` at the blob and record `refs/<revision>`; returns the link."""
         link = repo.snapshot(remote.commit, remote.filename)
         blob = repo.blob(remote.etag)
@@ -360,7 +372,7 @@ class ModelCache:
         return reports
 
     def _remove(self, repo_id: str, filename: str | None) -> int:
-        _hub.validate_reference(repo_id, filename or "x", "main")
+        validate_reference(repo_id, filename or "x", "main")
         repo = RepoFolders(self.root, repo_id)
         freed = 0
         if filename is None:

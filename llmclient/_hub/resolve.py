@@ -1,82 +1,30 @@
-"""Talking to the hub about a file: validate its name, resolve its metadata, map the hub's errors to ours.
+"""Asking the hub about a file: its commit, checksum, size and download location, and the hub's errors as ours.
 
-huggingface_hub does the HTTP here (endpoint, token, headers, error mapping); this module decides what its
-answers mean for llmclient, and owns the one retry policy that both metadata requests and transfers use.
+huggingface_hub does the HTTP here (endpoint, token, headers); this module decides what its answers mean for
+llmclient.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-import anyio
 from huggingface_hub import constants as hf_constants
 
+from llmclient._hub.reference import COMMIT_RE, SHA256_RE
+from llmclient._hub.retry import RETRY_STATUSES, retry_after_of
 from llmclient.errors import (
     DownloadError,
     GatedModelError,
     HubUnavailableError,
-    InvalidModelReferenceError,
     ModelNotFoundError,
 )
 
-# the hub's HTTP stack (httpx2, httpcore2, huggingface_hub's API: ~0.25 s) loads only once the hub is asked:
-# a local file's cold start never pays it
-if TYPE_CHECKING:
-    import httpx2
+__all__ = ["RemoteFile", "list_files", "resolve"]
 
 logger = logging.getLogger("llmclient")
-
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_REPO_PART_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-T = TypeVar("T")
-
-
-def validate_reference(repo_id: str, filename: str, revision: str) -> None:
-    """Reject a repo id that is not `owner/name`, a file name that could leave the repo, or a bad revision."""
-    if (
-        not isinstance(repo_id, str)
-        or repo_id.count("/") != 1
-        or not all(_REPO_PART_RE.match(part) for part in repo_id.split("/"))
-        or "--" in repo_id
-        or ".." in repo_id
-    ):
-        raise InvalidModelReferenceError(
-            f"repo id {repo_id!r} is not of the form 'owner/name' (letters, digits, '-', '_', '.'), "
-            "e.g. 'bartowski/Mistral-7B-Instruct-v0.3-GGUF'"
-        )
-    parts = filename.split("/") if isinstance(filename, str) else []
-    if (
-        not parts
-        or filename.startswith("/")
-        or "\\" in filename
-        or re.match(r"^[A-Za-z]:", filename)
-        or any(p in ("", ".", "..") for p in parts)
-        or any(ord(c) < 32 for c in filename)
-    ):
-        raise InvalidModelReferenceError(
-            f"file name {filename!r} must be a relative path inside the repo, without '..', a leading '/' or "
-            "backslashes, e.g. 'Mistral-7B-Instruct-v0.3-Q4_K_M.gguf'"
-        )
-    if (
-        not isinstance(revision, str)
-        or not revision
-        or revision.startswith("/")
-        or ".." in revision
-        or "\\" in revision
-        or any(ord(c) <= 32 for c in revision)
-    ):
-        raise InvalidModelReferenceError(
-            f"revision {revision!r} is not a branch, tag or commit hash; use 'main' or a 40-character commit"
-        )
 
 
 @dataclass(frozen=True)
@@ -92,58 +40,6 @@ class RemoteFile:
     size: int | None
     url: str
     headers: dict[str, str]
-
-
-def retry_after_of(response: httpx2.Response) -> float | None:
-    """The seconds a `Retry-After` header asks to wait (only the delta-seconds form), or None."""
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
-
-
-class Backoff:
-    """The one retry policy: attempts in a row that brought nothing, and how long to wait before the next.
-
-    The wait doubles from `wait` (capped at 30 s) unless the hub said how long with `Retry-After`; any progress
-    starts the count afresh.
-    """
-
-    def __init__(self, retries: int, wait: float) -> None:
-        self.retries = retries
-        self.wait = wait
-        self._failures = 0
-        self._delay = wait
-
-    def progressed(self) -> None:
-        """Something was received: the next failure is the first of a new run."""
-        self._failures, self._delay = 0, self.wait
-
-    def next_wait(self, error: HubUnavailableError) -> float:
-        """Seconds to wait before retrying after `error`; re-raises it once the retries are spent."""
-        self._failures += 1
-        if self._failures > self.retries:
-            raise error
-        pause = error.retry_after if error.retry_after is not None else self._delay
-        self._delay = min(self._delay * 2, 30.0)
-        return pause
-
-
-async def with_retries(attempt: Callable[[], T], backoff: Backoff, *, what: str) -> T:
-    """Run the blocking `attempt` in a worker thread, retrying `HubUnavailableError` as `backoff` allows."""
-    while True:
-        try:
-            return await anyio.to_thread.run_sync(attempt)
-        except HubUnavailableError as error:
-            try:
-                pause = backoff.next_wait(error)
-            except HubUnavailableError:
-                raise HubUnavailableError(
-                    f"{error}; gave up on {what} after {backoff.retries + 1} tries", retry_after=error.retry_after
-                ) from error
-            logger.warning("%s failed (%s); retrying in %.1f s", what, error, pause)
-            await anyio.sleep(pause)
 
 
 def resolve(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from llmclient._gguf.parse import ParsedHeader
 from llmclient._gguf.ranged import read_header
-from llmclient._hub import RETRY_STATUSES, RemoteFile, retry_after_of
+from llmclient._hub.resolve import RemoteFile
+from llmclient._hub.retry import RETRY_STATUSES, retry_after_of
 from llmclient.errors import DownloadError, HubUnavailableError
 
 __all__ = ["read_remote_header"]
@@ -12,7 +13,7 @@ __all__ = ["read_remote_header"]
 
 def _get_range(remote: RemoteFile, start: int, end: int, timeout: float) -> bytes:
     """Bytes [start, end) of the file; never more than that is read, even from a server that ignores Range."""
-    import httpx2  # the hub's HTTP stack loads only once the hub is asked (see _hub)
+    import httpx2  # the hub's HTTP stack loads only once the hub is asked (see retry.py)
     from huggingface_hub import get_session, hf_raise_for_status
     from huggingface_hub.errors import HfHubHTTPError
 
