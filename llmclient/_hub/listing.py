@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from llmclient._hub.errors import hub_error
 from llmclient._hub.layout import RepoFolders, atomic_write
 from llmclient.errors import DownloadError, GatedModelError, ModelNotFoundError
 
@@ -23,25 +24,14 @@ def _listing_path(root: Path, repo_id: str, revision: str) -> Path:
 
 def _listing_online(repo_id: str, revision: str, endpoint: str | None, token: str | bool | None) -> dict[str, int]:
     from huggingface_hub import HfApi  # the hub's HTTP stack loads only once the hub is asked (see retry.py)
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
-    hub = endpoint or "the hub"
     try:
         info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True)
-    except GatedRepoError as error:  # a subclass of RepositoryNotFoundError: first
-        raise GatedModelError(
-            f"{repo_id} is gated: accept its license on the hub while logged in, then give a token that can read "
-            "it (.token(), HF_TOKEN or `hf auth login`).",
-            repo_id=repo_id,
-        ) from error
-    except RepositoryNotFoundError as error:
-        raise ModelNotFoundError(
-            f"repo {repo_id} was not found on {hub}. Check the spelling (owner/name); if it is private, give a "
-            "token (.token() or HF_TOKEN).",
-            repo_id=repo_id,
-        ) from error
-    except RevisionNotFoundError as error:
-        raise ModelNotFoundError(f"revision {revision!r} does not exist in {repo_id}", repo_id=repo_id) from error
+    except Exception as error:
+        mapped = hub_error(error, repo_id=repo_id, revision=revision, endpoint=endpoint)
+        if mapped is None:
+            raise
+        raise mapped from error
     return {s.rfilename: int(s.size or 0) for s in info.siblings or [] if s.rfilename.endswith(".gguf")}
 
 
