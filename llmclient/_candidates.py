@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 
 from llmclient._hub.listing import repo_listing
+from llmclient._source import Source
 from llmclient.cache import ModelCache
 from llmclient.constants import hub_offline
 from llmclient.errors import (
@@ -33,20 +34,6 @@ from llmclient.types import ModelFile
 __all__ = ["Candidates", "Source", "info_from_parameters", "resolve_candidates"]
 
 logger = logging.getLogger("llmclient")
-
-
-@dataclass(frozen=True)
-class Source:
-    """What the builder was told to run: a preset (`name`), a hub repo (`name`, maybe `file`), or a local path."""
-
-    kind: str
-    name: str
-    file: str | None = None
-    revision: str = "main"
-
-    @property
-    def repo_id(self) -> str:
-        return get_preset(self.name).repo if self.kind == "preset" else self.name
 
 
 @dataclass(frozen=True)
