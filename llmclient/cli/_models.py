@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import anyio
 
 from llmclient import presets
-from llmclient._cli_common import (
-    Source,
+from llmclient._source import Source
+from llmclient.cli._common import (
     builder_for,
     cache_for,
     human_size,

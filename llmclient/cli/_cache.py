@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from llmclient._cli_common import CommandError, cache_for, human_size, library_warnings_reported, parse_model, table
 from llmclient.cache import CacheScan
+from llmclient.cli._common import CommandError, cache_for, human_size, library_warnings_reported, parse_model, table
 from llmclient.quants import quant_from_filename
 
 __all__ = ["CacheEntry", "cache_entries", "list_cache", "rm", "verify"]

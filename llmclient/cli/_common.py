@@ -17,7 +17,6 @@ from llmclient.errors import UnknownPresetError
 
 __all__ = [
     "CommandError",
-    "Source",
     "builder_for",
     "cache_for",
     "human_size",
