@@ -10,7 +10,6 @@ bits per weight.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -18,12 +17,11 @@ from pathlib import Path
 
 import anyio
 
-from llmclient._layout import RepoFolders, atomic_write
+from llmclient._hub.listing import repo_listing
+from llmclient._source import Source
 from llmclient.cache import ModelCache
 from llmclient.constants import hub_offline
 from llmclient.errors import (
-    DownloadError,
-    GatedModelError,
     ModelNotFoundError,
     OfflineError,
     QuantNotAvailableError,
@@ -36,20 +34,6 @@ from llmclient.types import ModelFile
 __all__ = ["Candidates", "Source", "info_from_parameters", "resolve_candidates"]
 
 logger = logging.getLogger("llmclient")
-
-
-@dataclass(frozen=True)
-class Source:
-    """What the builder was told to run: a preset (`name`), a hub repo (`name`, maybe `file`), or a local path."""
-
-    kind: str
-    name: str
-    file: str | None = None
-    revision: str = "main"
-
-    @property
-    def repo_id(self) -> str:
-        return get_preset(self.name).repo if self.kind == "preset" else self.name
 
 
 @dataclass(frozen=True)
@@ -91,69 +75,6 @@ def info_from_parameters(params_b: float, context_length: int, file_bytes: int) 
     )  # fmt: skip
 
 
-def _listing_path(cache: ModelCache, repo_id: str, revision: str) -> Path:
-    return RepoFolders(cache.root, repo_id).folder / "listing" / f"{revision.replace('/', '%2F')}.json"
-
-
-def _listing_online(repo_id: str, revision: str, endpoint: str | None, token: str | bool | None) -> dict[str, int]:
-    from huggingface_hub import HfApi  # the hub's HTTP stack loads only once the hub is asked (see _hub)
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
-
-    hub = endpoint or "the hub"
-    try:
-        info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True)
-    except GatedRepoError as error:  # a subclass of RepositoryNotFoundError: first
-        raise GatedModelError(
-            f"{repo_id} is gated: accept its license on the hub while logged in, then give a token that can read "
-            "it (.token(), HF_TOKEN or `hf auth login`).",
-            repo_id=repo_id,
-        ) from error
-    except RepositoryNotFoundError as error:
-        raise ModelNotFoundError(
-            f"repo {repo_id} was not found on {hub}. Check the spelling (owner/name); if it is private, give a "
-            "token (.token() or HF_TOKEN).",
-            repo_id=repo_id,
-        ) from error
-    except RevisionNotFoundError as error:
-        raise ModelNotFoundError(f"revision {revision!r} does not exist in {repo_id}", repo_id=repo_id) from error
-    return {s.rfilename: int(s.size or 0) for s in info.siblings or [] if s.rfilename.endswith(".gguf")}
-
-
-async def _listing(
-    cache: ModelCache,
-    repo_id: str,
-    revision: str,
-    endpoint: str | None,
-    token: str | bool | None,
-    offline: bool,
-    allow_missing: bool,
-) -> dict[str, int] | None:
-    """The repo's .gguf files and sizes: asked once, then stored; None when offline and never asked."""
-    path = _listing_path(cache, repo_id, revision)
-    failure: Exception | None = None
-    if not offline:
-        try:
-            files = await anyio.to_thread.run_sync(lambda: _listing_online(repo_id, revision, endpoint, token))
-        except (ModelNotFoundError, GatedModelError):
-            raise
-        except Exception as error:  # unreachable hub: a stored listing may still serve
-            logger.warning("could not list %s (%s); using the stored listing if any", repo_id, error)
-            failure = error
-        else:
-            await anyio.to_thread.run_sync(lambda: atomic_write(path, json.dumps(files, indent=1)))
-            return files
-    try:
-        stored: dict[str, int] = json.loads(await anyio.Path(path).read_text())
-        return stored
-    except (OSError, ValueError):
-        if failure is not None and not allow_missing:
-            raise DownloadError(
-                f"could not list the files of {repo_id} at {endpoint or 'the hub'} ({type(failure).__name__}: "
-                f"{failure}), and no listing is stored from an earlier run; check the network and the endpoint"
-            ) from failure
-        return None
-
-
 def _group(listing: dict[str, int]) -> list[ModelFile]:
     """One candidate per model file, a split model's shards together; projectors and the like left out."""
     groups: dict[str, list[str]] = {}
@@ -186,7 +107,7 @@ async def resolve_candidates(
     offline = hub_offline() if offline is None else offline
     repo_id, revision = source.repo_id, source.revision
     # a preset can be planned from the catalogue without a listing; any other repo cannot
-    listing = await _listing(cache, repo_id, revision, endpoint, token, offline, source.kind == "preset")
+    listing = await repo_listing(cache.root, repo_id, revision, endpoint, token, offline, source.kind == "preset")
     notes: list[str] = []
     preset = get_preset(source.name) if source.kind == "preset" else None
     if preset is not None:

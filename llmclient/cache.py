@@ -1,4 +1,4 @@
-"""Where models live: fetch, resume, verify, list and remove GGUF files in the user's cache directory.
+"""Where models live: fetch, resume, verify, scan, list and remove GGUF files in the user's cache directory.
 
 The layout is huggingface_hub's own, so its tools (`huggingface_hub.scan_cache_dir`, `hf cache`) can read it:
 
@@ -24,23 +24,25 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 
-from llmclient import _hub
-from llmclient._cache_metadata import gguf_info
-from llmclient._layout import RepoFolders, atomic_write, fsync_dir
-from llmclient._progress import Progress, TqdmReporter, reporter_for
-from llmclient._transfer import HttpClientBuilder, PartialFile, download
+from llmclient._hub.gguf_info import gguf_info
+from llmclient._hub.layout import RepoFolders, atomic_write, fsync_dir
+from llmclient._hub.lock import file_lock
+from llmclient._hub.progress import Progress, TqdmReporter, reporter_for
+from llmclient._hub.reference import COMMIT_RE, validate_reference
+from llmclient._hub.resolve import RemoteFile, resolve
+from llmclient._hub.retry import Backoff, with_retries
+from llmclient._hub.scan import CachedFile, CacheScan, PartialDownload, scan_cache
+from llmclient._hub.transfer import HttpClientBuilder, PartialFile, download
 from llmclient.constants import DEFAULT_MAX_RETRIES, default_cache_dir, download_timeout, hub_offline
-from llmclient.errors import OfflineError, VerificationError
+from llmclient.errors import HubUnavailableError, OfflineError, VerificationError
 from llmclient.metadata import GgufInfo
 from llmclient.types import CachedModel, VerifyReport
 
-__all__ = ["ModelCache", "Progress"]
+__all__ = ["CacheScan", "CachedFile", "ModelCache", "PartialDownload", "Progress"]
 
 logger = logging.getLogger("llmclient")
 
@@ -109,10 +111,10 @@ class ModelCache:
         Raises `InvalidModelReferenceError`, `ModelNotFoundError`, `GatedModelError`, `OfflineError`,
         `DownloadError`, `VerificationError` or `InsufficientDiskError`; each says what to do.
         """
-        _hub.validate_reference(repo_id, filename, revision)
+        validate_reference(repo_id, filename, revision)
         repo = RepoFolders(self.root, repo_id)
         offline = hub_offline() if offline is None else offline
-        if offline or _hub.COMMIT_RE.match(revision):
+        if offline or COMMIT_RE.match(revision):
             cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
             if cached is not None:
                 return cached
@@ -126,14 +128,14 @@ class ModelCache:
         # No copy here at all: a download is coming, so get its HTTP client ready while the hub is asked.
         has_copy = await anyio.to_thread.run_sync(self._has_copy, repo, filename, revision)
         builder = None if has_copy else HttpClientBuilder()
-        backoff = _hub.Backoff(self.retries, self.retry_wait)
+        backoff = Backoff(self.retries, self.retry_wait)
         try:
-            remote = await _hub.with_retries(
-                lambda: _hub.resolve(repo_id, filename, revision, endpoint=endpoint, token=token, timeout=self.timeout),
+            remote = await with_retries(
+                lambda: resolve(repo_id, filename, revision, endpoint=endpoint, token=token, timeout=self.timeout),
                 backoff,
                 what=f"resolving {repo_id}/{filename}",
             )
-        except _hub.HubUnavailableError as error:
+        except HubUnavailableError as error:
             cached = await anyio.to_thread.run_sync(self._lookup, repo, filename, revision)
             if cached is not None:
                 logger.warning("%s; using the cached %s/%s at commit %s", error, repo_id, filename, cached.commit)
@@ -143,7 +145,7 @@ class ModelCache:
         cached = await anyio.to_thread.run_sync(self._adopt, repo, remote)
         if cached is not None:
             return cached
-        async with self._locked(repo.lock(remote.etag)):
+        async with file_lock(repo.lock(remote.etag)):
             cached = await anyio.to_thread.run_sync(self._adopt, repo, remote)  # another process may have finished
             if cached is not None:
                 return cached
@@ -175,12 +177,27 @@ class ModelCache:
         every shard's header is read. Raises as `fetch` does, and `ModelFormatError` for a file that is not a
         GGUF model.
         """
-        return await gguf_info(self, repo_id, filename, revision, endpoint=endpoint, token=token, offline=offline)
+        return await gguf_info(
+            self.root,
+            repo_id,
+            filename,
+            revision,
+            endpoint=endpoint,
+            token=token,
+            offline=offline,
+            timeout=self.timeout,
+            backoff=Backoff(self.retries, self.retry_wait),
+        )
 
     # --- maintenance -----------------------------------------------------------------------------
 
+    async def scan(self) -> CacheScan:
+        """Everything the cache holds, from its layout alone (nothing is hashed): each repo, each file at each
+        commit with its size, whether it is verified, and the refs that named the commit; unfinished downloads."""
+        return await anyio.to_thread.run_sync(scan_cache, self.root)
+
     async def list(self) -> list[CachedModel]:
-        """Every file in the cache with a snapshot entry, newest commit first within a repo; nothing is hashed."""
+        """Every verified file in the cache, newest commit first within a repo; nothing is hashed (see `scan`)."""
         return await anyio.to_thread.run_sync(self._list)
 
     async def verify(self, repo_id: str | None = None, filename: str | None = None) -> builtins.list[VerifyReport]:
@@ -199,7 +216,7 @@ class ModelCache:
     def _lookup(self, repo: RepoFolders, filename: str, revision: str) -> CachedModel | None:
         """The cached file for `revision` (a commit, or a ref recorded earlier), verified; no request."""
         commit = revision
-        if not _hub.COMMIT_RE.match(revision):
+        if not COMMIT_RE.match(revision):
             try:
                 commit = repo.ref(revision).read_text().strip()
             except OSError:
@@ -211,7 +228,7 @@ class ModelCache:
 
     def _has_copy(self, repo: RepoFolders, filename: str, revision: str) -> bool:
         """Whether some copy of the file is linked here for `revision` (not checked: a hint, not trust)."""
-        commit = revision if _hub.COMMIT_RE.match(revision) else None
+        commit = revision if COMMIT_RE.match(revision) else None
         if commit is None:
             try:
                 commit = repo.ref(revision).read_text().strip()
@@ -241,7 +258,7 @@ class ModelCache:
             record = self._write_record(repo, etag, sha256, blob)
         return CachedModel(link, repo.repo_id, filename, commit, int(record["size"]), str(record["sha256"]))
 
-    def _adopt(self, repo: RepoFolders, remote: _hub.RemoteFile) -> CachedModel | None:
+    def _adopt(self, repo: RepoFolders, remote: RemoteFile) -> CachedModel | None:
         """If the blob the hub names is already verified here, link it for this commit and return it."""
         if not repo.blob(remote.etag).exists():
             return None
@@ -251,7 +268,7 @@ class ModelCache:
             self._link(repo, remote)
         return trusted
 
-    def _commit_download(self, repo: RepoFolders, remote: _hub.RemoteFile, partial: PartialFile) -> CachedModel:
+    def _commit_download(self, repo: RepoFolders, remote: RemoteFile, partial: PartialFile) -> CachedModel:
         """Verify the finished partial file and make it visible (atomic rename), or remove it."""
         sha256 = digest = partial.sha256.hexdigest()
         if len(remote.etag) == 40:  # a small non-LFS file: the hub's checksum is its git blob sha1
@@ -285,7 +302,7 @@ class ModelCache:
         atomic_write(repo.record(etag), json.dumps(record, indent=1))
         return record
 
-    def _link(self, repo: RepoFolders, remote: _hub.RemoteFile) -> Path:
+    def _link(self, repo: RepoFolders, remote: RemoteFile) -> Path:
         """Point `snapshots/<commit>/<file>` at the blob and record `refs/<revision>`; returns the link."""
         link = repo.snapshot(remote.commit, remote.filename)
         blob = repo.blob(remote.etag)
@@ -305,62 +322,34 @@ class ModelCache:
             atomic_write(repo.ref(remote.revision), remote.commit)
         return link
 
-    def _entries(
-        self, repo_id: str | None = None, filename: str | None = None
-    ) -> builtins.list[tuple[RepoFolders, str, str, Path]]:
-        """(repo, filename, commit, link) for each snapshot entry, optionally narrowed."""
-        found = []
-        folders = sorted(self.root.glob("models--*--*")) if self.root.is_dir() else []
-        for folder in folders:
-            rid = folder.name[len("models--") :].replace("--", "/", 1)
-            if repo_id is not None and rid != repo_id:
-                continue
-            repo = RepoFolders(self.root, rid)
-            snapshots = folder / "snapshots"
-            commits = (
-                sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
-            )
-            for commit_dir in commits:
-                for link in sorted(p for p in commit_dir.rglob("*") if not p.is_dir() and not p.name.startswith(".")):
-                    name = link.relative_to(commit_dir).as_posix()
-                    if filename is None or name == filename:
-                        found.append((repo, name, commit_dir.name, link))
-        return found
-
     def _list(self) -> builtins.list[CachedModel]:
-        models = []
-        for repo, filename, commit, link in self._entries():
-            etag = Path(os.path.realpath(link)).name
-            try:
-                record = json.loads(repo.record(etag).read_text())
-                models.append(
-                    CachedModel(link, repo.repo_id, filename, commit, int(record["size"]), str(record["sha256"]))
-                )
-            except (OSError, ValueError, KeyError):
-                continue  # not verified (yet): not listed as a usable model
-        return models
+        return [
+            CachedModel(f.path, f.repo_id, f.filename, f.commit, f.size, f.sha256)
+            for f in scan_cache(self.root).files
+            if f.sha256 is not None and f.state != "missing"  # never verified, or gone: not a usable model
+        ]
 
     def _verify(self, repo_id: str | None, filename: str | None) -> builtins.list[VerifyReport]:
         reports = []
-        for repo, name, commit, link in self._entries(repo_id, filename):
-            etag = Path(os.path.realpath(link)).name
-            blob = repo.blob(etag)
-            if not blob.exists():
+        for file in scan_cache(self.root, repo_id).files:
+            if file.state == "missing" or filename not in (None, file.filename):
                 continue
+            repo, etag = RepoFolders(self.root, file.repo_id), file.etag
+            blob = repo.blob(etag)
             sha256, digest = _hash_file(blob, etag)
             ok = digest == etag
-            model = CachedModel(link, repo.repo_id, name, commit, blob.stat().st_size, sha256)
+            model = CachedModel(file.path, repo.repo_id, file.filename, file.commit, blob.stat().st_size, sha256)
             if ok:
                 self._write_record(repo, etag, sha256, blob)
             else:
-                logger.warning("%s/%s is corrupted on disk; removed", repo.repo_id, name)
+                logger.warning("%s/%s is corrupted on disk; removed", repo.repo_id, file.filename)
                 blob.unlink()
                 repo.record(etag).unlink(missing_ok=True)
             reports.append(VerifyReport(model, ok, sha256))
         return reports
 
     def _remove(self, repo_id: str, filename: str | None) -> int:
-        _hub.validate_reference(repo_id, filename or "x", "main")
+        validate_reference(repo_id, filename or "x", "main")
         repo = RepoFolders(self.root, repo_id)
         freed = 0
         if filename is None:
@@ -369,31 +358,14 @@ class ModelCache:
                 shutil.rmtree(repo.folder)
             return freed
         etags = set()
-        for _, _, _, link in self._entries(repo_id, filename):
-            etags.add(Path(os.path.realpath(link)).name)
-            link.unlink()
-        still_used = {Path(os.path.realpath(link)).name for *_, link in self._entries(repo_id)}
+        for file in scan_cache(self.root, repo_id).files:
+            if file.filename == filename:
+                etags.add(file.etag)
+                file.path.unlink()
+        still_used = {file.etag for file in scan_cache(self.root, repo_id).files}
         for etag in etags - still_used:
             for path in (repo.blob(etag), repo.blob(etag + ".partial"), repo.record(etag)):
                 if path.exists():
                     freed += path.stat().st_size if path.parent.name == "blobs" else 0
                     path.unlink()
         return freed
-
-    @asynccontextmanager
-    async def _locked(self, path: Path) -> AsyncIterator[None]:
-        """Hold the cross-process file lock at `path`, polling so the event loop and cancellation stay free."""
-        from filelock import FileLock, Timeout  # here: only a download or a cache change takes the lock
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path), thread_local=False)
-        while True:
-            try:
-                lock.acquire(timeout=0)
-                break
-            except Timeout:
-                await anyio.sleep(0.1)
-        try:
-            yield
-        finally:
-            lock.release()

@@ -1,19 +1,35 @@
 """Choose the model file, context, GPU layers and threads that fit this machine, and explain the choice.
 
-The memory each candidate needs comes from `llmclient.estimate`; the rule that chooses is in `plan`'s docstring.
+The memory each candidate needs comes from `llmclient.estimate`; the rule that chooses is in `plan`'s docstring;
+the budget and the search for what fits are in `llmclient._fit`, the report of the choice in `llmclient._plan_report`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from llmclient.errors import InsufficientMemoryError
-from llmclient.estimate import estimate, layer_devices
+from llmclient._fit import (
+    FLOOR_CTX,
+    GPU_HEADROOM,
+    RAM_HEADROOM,
+    UNKNOWN_TRAINED_CTX,
+    Budget,
+    Est,
+    FitCtx,
+    Option,
+    budget_for,
+    info_for,
+    largest,
+    scaled_info,
+    threads_for,
+)
+from llmclient._plan_report import make_plan, nothing_fits
+from llmclient.estimate import estimate
 from llmclient.hardware import Hardware
 from llmclient.metadata import GgufInfo
 from llmclient.quants import quality_rank, quant_named
-from llmclient.types import MemoryEstimate, ModelFile, Plan, Rejected, format_gb
+from llmclient.types import MemoryEstimate, ModelFile, Plan
 
 __all__ = [
     "DEFAULT_CTX_CAP",
@@ -27,90 +43,14 @@ __all__ = [
     "threads_for",
 ]
 
-MIB = 1 << 20
 #: Without an asked context: the largest up to the trained length and this cap that fits.
 DEFAULT_CTX_CAP = 8192
 #: Requests decoded together in one batch unless asked otherwise (each up to the plan's context).
 DEFAULT_PARALLEL = 4
-#: The trained context assumed for a file that does not state one.
-UNKNOWN_TRAINED_CTX = 4096
 #: The smallest context tried before a smaller quant or partial offload is preferred over a shorter context.
 MIN_CTX = 2048
-#: Never planned below this, whatever the memory.
-FLOOR_CTX = 512
-#: GPU memory left free on each device: max(fixed, fraction of its total).
-GPU_HEADROOM = (512 * MIB, 0.03)
-#: RAM left free: max(fixed, fraction of the total), for the OS and the app.
-RAM_HEADROOM = (1024 * MIB, 0.10)
 #: With partial offload, quants at least this good are preferred (the usual default; smaller ones lose quality).
 QUALITY_FLOOR = "Q4_K_M"
-
-
-def threads_for(hardware: Hardware, fully_offloaded: bool) -> int:
-    """CPU threads: every physical core (llama-cpp-python's default of half the logical CPUs leaves cores idle,
-    and hyper-threads slow matrix work down); when the GPU does all the work, at most 4."""
-    return min(hardware.physical_cores, 4) if fully_offloaded else hardware.physical_cores
-
-
-def _headroom(total: int, rule: tuple[int, float]) -> int:
-    return max(rule[0], int(total * rule[1]))
-
-
-@dataclass(frozen=True)
-class _Budget:
-    gpus: tuple[int, ...]
-    ram: int
-
-    def fits(self, est: MemoryEstimate) -> bool:
-        return est.cpu <= self.ram and all(need <= have for need, have in zip(est.gpu, self.gpus, strict=False))
-
-
-def _budget(hardware: Hardware, cpu_only: bool) -> _Budget:
-    gpus = () if cpu_only else hardware.gpus
-    ram = hardware.ram_available - _headroom(hardware.ram_total, RAM_HEADROOM)
-    if hardware.budget is not None and not gpus:
-        ram = hardware.budget
-    if not gpus:
-        return _Budget((), max(ram, 0))
-    free = [max(d.free - _headroom(d.total, GPU_HEADROOM), 0) for d in gpus]
-    if hardware.budget is not None:
-        scale = hardware.budget / (sum(d.free for d in gpus) or 1)
-        free = [int(d.free * scale) for d in gpus]
-    return _Budget(tuple(free), max(ram, 0))
-
-
-def scaled_info(reference: GgufInfo, file_bytes: int) -> GgufInfo:
-    """`reference`'s model at another file size: every tensor group scaled by the ratio of tensor bytes."""
-    ratio = max(file_bytes - reference.header_bytes, 0) / max(reference.file_bytes - reference.header_bytes, 1)
-    return replace(
-        reference,
-        layer_bytes=tuple(int(b * ratio) for b in reference.layer_bytes),
-        input_bytes=int(reference.input_bytes * ratio),
-        output_bytes=int(reference.output_bytes * ratio),
-        file_bytes=file_bytes,
-    )
-
-
-def _largest(lo: int, hi: int, ok: Callable[[int], bool], step: int = 1) -> int | None:
-    """The largest multiple of `step` in [lo, hi] with ok() true (ok is monotonic: true up to a point)."""
-    if ok(hi):
-        return hi
-    lo_s, hi_s = -(-lo // step), hi // step
-    if lo_s > hi_s or not ok(lo_s * step):
-        return None
-    while hi_s - lo_s > 1:
-        mid = (lo_s + hi_s) // 2
-        lo_s, hi_s = (mid, hi_s) if ok(mid * step) else (lo_s, mid)
-    return lo_s * step
-
-
-@dataclass(frozen=True)
-class _Option:
-    file: ModelFile
-    info: GgufInfo
-    n_ctx: int
-    n_gpu_layers: int
-    est: MemoryEstimate
 
 
 def plan(
@@ -161,14 +101,14 @@ def plan(
         raise ValueError(f"n_ctx must be a positive number of tokens, got {n_ctx}")
     if parallel is not None and parallel < 1:
         raise ValueError(f"parallel must be a positive number of requests, got {parallel}")
-    budget = _budget(hardware, cpu_only)
+    budget = budget_for(hardware, cpu_only)
     gpus = () if cpu_only else hardware.gpus
     split = tuple(float(b) for b in budget.gpus) if gpus else ()
     if len(split) > 1 and not sum(split):
         split = tuple(1.0 for _ in split)
 
     candidates = _candidates(files, quant)
-    infos = {c.filename: _info(c, reference) for c in candidates}
+    infos = {c.filename: info_for(c, reference) for c in candidates}
 
     def est(c: ModelFile, ctx: int, ngl: int, seqs: int = 1) -> MemoryEstimate:
         return estimate(infos[c.filename], ctx, ngl if gpus else 0, gpu_split=split or (1.0,),
@@ -181,16 +121,16 @@ def plan(
         top = min(trained, DEFAULT_CTX_CAP)
         return top, min(MIN_CTX, top)
 
-    def fit_ctx(c: ModelFile, ngl: int, lo: int | None = None) -> _Option | None:
+    def fit_ctx(c: ModelFile, ngl: int, lo: int | None = None) -> Option | None:
         hi, floor = ctx_range(c)
-        ctx = _largest(
+        ctx = largest(
             lo if lo is not None else floor, hi, lambda x: budget.fits(est(c, x, ngl)), 256 if hi % 256 == 0 else 1
         )
         if ctx is None:
             return None
-        return _Option(c, infos[c.filename], ctx, ngl, est(c, ctx, ngl))
+        return Option(c, infos[c.filename], ctx, ngl, est(c, ctx, ngl))
 
-    def first_fit(ngl: Callable[[ModelFile], int], floors: Sequence[int | None]) -> _Option | None:
+    def first_fit(ngl: Callable[[ModelFile], int], floors: Sequence[int | None]) -> Option | None:
         """The best candidate at the target context; failing that, at a context down to each floor in turn."""
         for floor in floors:
             for c in candidates:
@@ -200,7 +140,7 @@ def plan(
         return None
 
     floors: list[int | None] = [None] if n_ctx is not None else [None, MIN_CTX]
-    chosen: _Option | None = None
+    chosen: Option | None = None
     how = ""
     if gpus and n_gpu_layers is None:
         chosen = first_fit(lambda c: infos[c.filename].block_count + 1, floors)
@@ -214,8 +154,8 @@ def plan(
         chosen = first_fit(lambda c: 0, [*floors, FLOOR_CTX] if n_ctx is None else floors)
         how = "runs on the CPU" if not gpus else "runs on the CPU: nothing could be offloaded"
     if chosen is None:
-        raise _nothing_fits(candidates, budget, est, ctx_range, gpus != (), n_ctx is not None, n_gpu_layers)
-    made = _make_plan(
+        raise nothing_fits(candidates, budget, est, ctx_range, gpus != (), n_ctx is not None, n_gpu_layers)
+    made = make_plan(
         chosen,
         candidates,
         budget,
@@ -242,7 +182,7 @@ def plan(
     return replace(made, parallel=seqs, kv_tokens=kv_tokens, estimate=shared, notes=(*made.notes, *extra))
 
 
-def _parallel(chosen: _Option, want: int, budget: _Budget, est: Callable[..., MemoryEstimate]
+def _parallel(chosen: Option, want: int, budget: Budget, est: Callable[..., MemoryEstimate]
               ) -> tuple[int, int, MemoryEstimate]:  # fmt: skip
     """(sequences, KV cache tokens, estimate): the most KV, up to `want` contexts, for the most sequences."""
     c, ctx, ngl = chosen.file, chosen.n_ctx, chosen.n_gpu_layers
@@ -252,7 +192,7 @@ def _parallel(chosen: _Option, want: int, budget: _Budget, est: Callable[..., Me
         def fits(tokens: int, seqs: int = seqs) -> bool:
             return budget.fits(est(c, tokens, ngl, seqs))
 
-        kv = _largest(ctx, ctx * seqs, fits, step)
+        kv = largest(ctx, ctx * seqs, fits, step)
         if kv is not None:
             return seqs, kv, est(c, kv, ngl, seqs)
     return 1, ctx, chosen.est
@@ -270,31 +210,19 @@ def _candidates(files: Sequence[ModelFile], quant: str | None) -> list[ModelFile
     return sorted(auto or list(files), key=lambda f: (quality_rank(f.quant), f.size))
 
 
-def _info(file: ModelFile, reference: GgufInfo | None) -> GgufInfo:
-    if file.info is not None:
-        return file.info
-    if reference is None:
-        raise ValueError(f"{file.filename}: no GGUF header was read for it and no other file of the model to go by")
-    return scaled_info(reference, file.size)
-
-
-_Est = Callable[[ModelFile, int, int], MemoryEstimate]
-_FitCtx = Callable[..., "_Option | None"]
-
-
 def _partial(
     candidates: list[ModelFile],
     infos: dict[str, GgufInfo],
-    fit_ctx: _FitCtx,
-    budget: _Budget,
-    est: _Est,
+    fit_ctx: FitCtx,
+    budget: Budget,
+    est: Est,
     ctx_range: Callable[[ModelFile], tuple[int, int]],
-) -> tuple[_Option | None, str]:
+) -> tuple[Option | None, str]:
     floor = quality_rank(quant_named(QUALITY_FLOOR))
     good = [c for c in candidates if quality_rank(c.quant) <= floor]
     rest = [c for c in candidates if quality_rank(c.quant) > floor]
     for group in (good, rest):
-        best: tuple[float, int, _Option] | None = None
+        best: tuple[float, int, Option] | None = None
         for rank, c in enumerate(group):
             n_all = infos[c.filename].block_count + 1
             hi, lo = ctx_range(c)
@@ -302,7 +230,7 @@ def _partial(
                 gpu_ok = lambda n, c=c, ctx=ctx: all(  # noqa: E731
                     need <= have for need, have in zip(est(c, ctx, n).gpu, budget.gpus, strict=False)
                 )
-                ngl = _largest(1, n_all, gpu_ok)
+                ngl = largest(1, n_all, gpu_ok)
                 if ngl is None:
                     continue
                 option = fit_ctx(c, ngl, ctx)
@@ -316,103 +244,3 @@ def _partial(
             n_all = option.info.block_count + 1
             return option, f"{option.n_gpu_layers}/{n_all} layers on the GPU, the rest from RAM (partial offload)"
     return None, ""
-
-
-def _nothing_fits(
-    candidates: list[ModelFile], budget: _Budget, est: _Est, ctx_range: Callable[[ModelFile], tuple[int, int]],
-    with_gpu: bool, asked: bool, n_gpu_layers: int | None,
-) -> InsufficientMemoryError:  # fmt: skip
-    smallest = min(candidates, key=lambda c: c.size)
-    target, _ = ctx_range(smallest)
-    ctx = target if asked else min(target, FLOOR_CTX)
-    need = est(smallest, ctx, 0)
-    available = budget.ram + sum(budget.gpus)
-    where = f"{format_gb(budget.ram)} of RAM" + (
-        f" and {format_gb(sum(budget.gpus))} of GPU memory" if with_gpu else ""
-    )
-    if n_gpu_layers is not None and with_gpu:
-        message = (
-            f"{n_gpu_layers} offloaded layers (.gpu_layers) do not fit in {format_gb(sum(budget.gpus))} of GPU memory "
-            f"with any file of this model at {ctx} tokens; ask for fewer, or leave it to the planner. "
-        )
-    else:
-        message = (
-            f"no file of this model fits here: the smallest, {smallest.filename} ({smallest.quant_name}), needs "
-            f"{format_gb(need.total)} at {ctx} tokens of context, but the budget is {where} (after the safety margin). "
-        )
-    fixed = need.cpu - need.kv_cache
-    fits_ctx = _largest(1, max(ctx, 1), lambda x: fixed + est(smallest, x, 0).kv_cache <= budget.ram)
-    if fits_ctx is not None and fits_ctx < ctx:
-        message += f"It would fit with a context of {fits_ctx} tokens (.ctx({fits_ctx})). "
-    message += (
-        "Choose a smaller model or quant, close other programs to free memory, or set a larger budget with "
-        ".memory_gb() / LLMCLIENT_MEMORY_GB if the detected memory is wrong."
-    )
-    return InsufficientMemoryError(message, needed=need.total, available=available)
-
-
-def _make_plan(
-    chosen: _Option,
-    candidates: list[ModelFile],
-    budget: _Budget,
-    hardware: Hardware,
-    est: _Est,
-    ctx_range: Callable[[ModelFile], tuple[int, int]],
-    how: str,
-    threads: int | None,
-    flash_attn: bool,
-    kv_type: str,
-    split: tuple[float, ...],
-    asked: bool,
-) -> Plan:
-    info, n_all = chosen.info, chosen.info.block_count + 1
-    full = chosen.n_gpu_layers >= n_all
-    gpus = hardware.gpus if split else ()
-    rejected = []
-    offloading = bool(split) and chosen.n_gpu_layers > 0
-    for c in candidates:
-        if c is chosen.file:
-            continue
-        c_info = _info(c, info)
-        e = est(c, chosen.n_ctx, c_info.block_count + 1 if offloading else 0)
-        if quality_rank(c.quant) < quality_rank(chosen.file.quant):
-            where = "GPU memory" if offloading else "RAM"
-            reason = f"better, but does not fit{' fully' if offloading else ''} in {where} at {chosen.n_ctx} tokens"
-        elif quality_rank(c.quant) == quality_rank(chosen.file.quant):
-            reason = "same quant, larger file"
-        else:
-            reason = f"lower quality than {chosen.file.quant_name}"
-        rejected.append(Rejected(c, e.n_ctx, sum(e.gpu), e.cpu, reason))
-    notes = [how]
-    hi, _ = ctx_range(chosen.file)
-    trained = info.context_length or UNKNOWN_TRAINED_CTX
-    if chosen.n_ctx < hi:
-        notes.append(f"context reduced to {chosen.n_ctx} tokens (from {hi}) to fit")
-    elif asked and chosen.n_ctx > trained:
-        notes.append(f"the asked context exceeds the trained length ({trained}); quality may suffer beyond it")
-    elif not asked and hi < trained:
-        notes.append(f"context capped at {hi} tokens (trained: {trained}); ask for more with .ctx(n)")
-    if not info.context_length:
-        notes.append(f"the file does not state its trained context; assumed {UNKNOWN_TRAINED_CTX}")
-    if gpus and chosen.n_gpu_layers:
-        used = sorted({d for d in layer_devices(info.block_count, chosen.n_gpu_layers, split) if d >= 0})
-        device = "+".join(gpus[i].name for i in used)
-        device += "" if full else f" ({chosen.n_gpu_layers}/{n_all} layers) + CPU"
-    else:
-        device = "CPU"
-    return Plan(
-        file=chosen.file,
-        n_ctx=chosen.n_ctx,
-        n_gpu_layers=chosen.n_gpu_layers,
-        layers=n_all,
-        device=device,
-        estimate=chosen.est,
-        budget_gpu=budget.gpus,
-        budget_ram=budget.ram,
-        threads=threads if threads is not None else threads_for(hardware, bool(gpus) and full),
-        flash_attn=flash_attn,
-        kv_type=kv_type,
-        tensor_split=split if len(split) > 1 else (),
-        rejected=tuple(rejected),
-        notes=tuple(notes),
-    )

@@ -198,6 +198,45 @@ async def test_list_verify_and_remove(hub: LocalHub, cache: ModelCache) -> None:
     assert await cache.list() == []
 
 
+async def test_scan_lists_each_file_at_each_commit_with_its_size_state_and_refs(
+    tmp_path: Path, cache: ModelCache
+) -> None:
+    repo = tmp_path / "hub" / "owner" / "repo-GGUF"
+    repo.mkdir(parents=True)
+    (repo / "model.gguf").write_bytes(b"GGUF" + b"\1" * 1000)
+    (repo / "README.md").write_text("# a repo\n")
+    with LocalHub(tmp_path / "hub") as hub:
+        old = await cache.fetch("owner/repo-GGUF", "model.gguf", endpoint=hub.url, progress=False)
+        (repo / "model.gguf").write_bytes(b"GGUF" + b"\2" * 2000)  # the repo's next commit
+        new = await cache.fetch("owner/repo-GGUF", "model.gguf", endpoint=hub.url, progress=False)
+        readme = await cache.fetch("owner/repo-GGUF", "README.md", endpoint=hub.url, progress=False)
+    assert old.commit != new.commit == readme.commit
+
+    scan = await cache.scan()
+    assert (scan.root, scan.repos, scan.partials) == (cache.root, ("owner/repo-GGUF",), ())
+    found = {(f.filename, f.commit): f for f in scan.files}
+    assert set(found) == {("model.gguf", old.commit), ("model.gguf", new.commit), ("README.md", new.commit)}
+    for model in (old, new, readme):
+        file = found[model.filename, model.commit]
+        assert (file.path, file.size, file.sha256, file.state) == (model.path, model.size, model.sha256, "verified")
+        assert file.revisions == (("main",) if model.commit == new.commit else ())
+    assert found["model.gguf", old.commit].etag == old.sha256  # a .gguf is an LFS file: its blob is its sha256
+    assert len(found["README.md", new.commit].etag) == 40  # a small file: its git blob sha1
+    assert scan.files[0].commit == new.commit, "newest commit first"
+    assert scan.size == old.size + new.size + readme.size
+
+    Path(os.path.realpath(readme.path)).write_bytes(b"tampered")
+    Path(os.path.realpath(old.path)).unlink()
+    (cache.root / "models--owner--repo-GGUF" / "verified" / f"{new.sha256}.json").unlink()
+    states = {(f.filename, f.commit): f.state for f in (await cache.scan()).files}
+    assert states == {
+        ("model.gguf", old.commit): "missing",
+        ("model.gguf", new.commit): "unverified",
+        ("README.md", new.commit): "changed",
+    }
+    assert [m.filename for m in await cache.list()] == ["README.md"]  # verified once, and still there
+
+
 async def test_verify_finds_a_file_damaged_on_disk_and_removes_it(hub: LocalHub, cache: ModelCache) -> None:
     model = await cache.fetch(REPO, SMOLLM2_FILENAME, endpoint=hub.url, progress=False)
     blob = Path(os.path.realpath(model.path))
@@ -283,6 +322,9 @@ async def test_cancelled_fetch_keeps_its_partial_file_and_the_next_one_resumes(
     assert not scope.cancelled_caught, "the stall should have been reached well within 5 s"
     assert held == [40_000_000]
     assert await cache.list() == []
+    scan = await cache.scan()
+    assert [(p.repo_id, p.etag, p.size) for p in scan.partials] == [(REPO, SMOLLM2_SHA256, 40_000_000)]
+    assert scan.files == () and scan.size == 40_000_000
     hub.clear_faults()
 
     model = await cache.fetch(REPO, SMOLLM2_FILENAME, endpoint=hub.url, progress=False)

@@ -20,6 +20,8 @@ from llmclient import (
     ModelNotFoundError,
     VerificationError,
 )
+from llmclient._hub.errors import hub_error
+from llmclient._hub.listing import repo_listing
 from llmclient.testing import SMOLLM2_FILENAME, SMOLLM2_SHA256, LocalHub
 from tests.conftest import GATED_REPO, REPO, TOKEN
 from tests.test_cache import ROOT, settled, transfers
@@ -120,6 +122,29 @@ async def test_gated_repo_says_how_to_get_access_and_works_with_a_token(hub: Loc
     assert model.path.read_bytes().startswith(b"GGUF")
     gets = [r for r in settled(hub) if r.method == "GET"]
     assert [r.headers.get("authorization") for r in gets] == [f"Bearer {TOKEN}"]
+
+
+@pytest.mark.parametrize(
+    "repo_id, revision, error, says",
+    [
+        (GATED_REPO, "main", GatedModelError, "is gated: accept its license at http"),
+        ("nobody/nothing-GGUF", "main", ModelNotFoundError, "repo nobody/nothing-GGUF was not found on http"),
+        (REPO, "v9", ModelNotFoundError, "revision 'v9' does not exist in"),
+    ],
+)
+async def test_a_fetch_and_a_repo_listing_report_a_hub_error_in_the_same_words(
+    hub: LocalHub, cache: ModelCache, repo_id: str, revision: str, error: type[Exception], says: str
+) -> None:
+    with anyio.fail_after(10), pytest.raises(error, match=says) as fetched:
+        await cache.fetch(repo_id, "tiny.gguf", revision, endpoint=hub.url, token=False)
+    with anyio.fail_after(10), pytest.raises(error) as listed:  # what planning a hub repo asks first
+        await repo_listing(cache.root, repo_id, revision, hub.url, False, offline=False, allow_missing=False)
+    assert str(listed.value) == str(fetched.value)
+
+
+def test_errors_that_are_not_the_hubs_are_left_alone() -> None:
+    assert hub_error(ValueError("no"), repo_id=REPO, revision="main", endpoint=None) is None
+    assert hub_error(KeyError("no"), repo_id=REPO, revision="main", endpoint=None, filename="x.gguf") is None
 
 
 @pytest.mark.parametrize("method", ["HEAD", "GET"])

@@ -8,18 +8,16 @@ import os
 import re
 import select
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from llmclient.testing._repos import RepoFile
-
-if TYPE_CHECKING:
-    from llmclient.testing.localhub import LocalHub
+from llmclient.testing._repos import RepoFile, RepoIndex
 
 
 @dataclass(frozen=True)
@@ -57,10 +55,27 @@ class Fault:
     used: int = field(default=0)
 
 
+class ServedHub(Protocol):
+    """What the handler needs of the hub it answers for: `LocalHub` is one (named here, not imported, so that
+    `localhub` builds on this module and never the other way round)."""
+
+    root: Path
+    index: RepoIndex
+    gated: set[str]
+    token: str | None
+    _stopping: threading.Event
+
+    def _begin(self) -> None: ...
+
+    def _take_faults(self, method: str, path: str) -> list[Fault]: ...
+
+    def _record(self, request: HubRequest) -> None: ...
+
+
 class HubServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    hub: LocalHub
+    hub: ServedHub
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)

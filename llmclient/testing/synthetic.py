@@ -12,14 +12,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+from llmclient._native import import_gguf, import_numpy
+
+# gguf and numpy load when a file is written, after llama.cpp (see llmclient._native), not when this is imported
+if TYPE_CHECKING:
+    from gguf import GGUFWriter
 
 __all__ = ["ModelShape", "write_synthetic_gguf", "LLAMA_7B", "LLAMA_70B", "QWEN2_7B", "GEMMA3_12B"]
-
-Q = GGMLQuantizationType
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,18 @@ LLAMA_70B = ModelShape("llama", 80, 8192, 64, 8, 28672, 128256, 131072)
 QWEN2_7B = ModelShape("qwen2", 28, 3584, 28, 4, 18944, 152064, 32768)
 GEMMA3_12B = ModelShape("gemma3", 48, 3840, 16, 8, 15360, 262144, 131072, 256, 1024, True)
 
-# (most tensors, "more bits" tensors (attn_v / ffn_down on some layers), output, token embedding)
-_MIXES: dict[str, tuple[Q, Q, Q, Q, int]] = {
-    "Q8_0": (Q.Q8_0, Q.Q8_0, Q.Q8_0, Q.Q8_0, 7),
-    "Q6_K": (Q.Q6_K, Q.Q6_K, Q.Q6_K, Q.Q6_K, 18),
-    "Q5_K_M": (Q.Q5_K, Q.Q6_K, Q.Q6_K, Q.Q5_K, 17),
-    "Q4_K_M": (Q.Q4_K, Q.Q6_K, Q.Q6_K, Q.Q4_K, 15),
-    "Q4_K_S": (Q.Q4_K, Q.Q4_K, Q.Q6_K, Q.Q4_K, 14),
-    "Q3_K_M": (Q.Q3_K, Q.Q4_K, Q.Q6_K, Q.Q3_K, 12),
-    "Q2_K": (Q.Q2_K, Q.Q3_K, Q.Q6_K, Q.Q2_K, 10),
-    "Q4_0": (Q.Q4_0, Q.Q4_0, Q.Q6_K, Q.Q4_0, 2),
-    "F16": (Q.F16, Q.F16, Q.F16, Q.F16, 1),
+# (most tensors, "more bits" tensors (attn_v / ffn_down on some layers), output, token embedding): ggml type names
+# (gguf.GGMLQuantizationType members), and the file type
+_MIXES: dict[str, tuple[str, str, str, str, int]] = {
+    "Q8_0": ("Q8_0", "Q8_0", "Q8_0", "Q8_0", 7),
+    "Q6_K": ("Q6_K", "Q6_K", "Q6_K", "Q6_K", 18),
+    "Q5_K_M": ("Q5_K", "Q6_K", "Q6_K", "Q5_K", 17),
+    "Q4_K_M": ("Q4_K", "Q6_K", "Q6_K", "Q4_K", 15),
+    "Q4_K_S": ("Q4_K", "Q4_K", "Q6_K", "Q4_K", 14),
+    "Q3_K_M": ("Q3_K", "Q4_K", "Q6_K", "Q3_K", 12),
+    "Q2_K": ("Q2_K", "Q3_K", "Q6_K", "Q2_K", 10),
+    "Q4_0": ("Q4_0", "Q4_0", "Q6_K", "Q4_0", 2),
+    "F16": ("F16", "F16", "F16", "F16", 1),
 }
 QUANT_MIXES = tuple(_MIXES)
 
@@ -63,9 +65,10 @@ def _more_bits(il: int, n: int) -> bool:  # llama.cpp's use_more_bits(): first/l
     return il < n // 8 or il >= 7 * n // 8 or (il - n // 8) % 3 == 2
 
 
-def _tensors(shape: ModelShape, quant: str) -> Iterator[tuple[str, tuple[int, ...], Q]]:
-    """(name, numpy-order shape, type) of each tensor."""
-    base, more, out, emb, _ = _MIXES[quant]
+def _tensors(shape: ModelShape, quant: str) -> Iterator[tuple[str, tuple[int, ...], Any]]:
+    """(name, numpy-order shape, ggml type) of each tensor."""
+    Q = import_gguf().GGMLQuantizationType
+    base, more, out, emb = (Q[name] for name in _MIXES[quant][:4])
     hd = shape.head_dim or shape.n_embd // shape.n_head
     q_dim, kv_dim, e = shape.n_head * hd, shape.n_head_kv * hd, shape.n_embd
     yield "token_embd.weight", (shape.n_vocab, e), emb
@@ -95,9 +98,10 @@ def _tensors(shape: ModelShape, quant: str) -> Iterator[tuple[str, tuple[int, ..
         yield "output.weight", (shape.n_vocab, e), out
 
 
-def _nbytes(dims: tuple[int, ...], qtype: Q) -> int:
-    block, size = GGML_QUANT_SIZES[qtype]
-    n = int(np.prod(dims))
+def _nbytes(dims: tuple[int, ...], qtype: Any) -> int:
+    sizes: tuple[int, int] = import_gguf().GGML_QUANT_SIZES[qtype]
+    block, size = sizes
+    n = int(import_numpy().prod(dims))
     if dims[-1] % block:
         raise ValueError(f"a row of {dims[-1]} elements cannot be stored as {qtype.name} (blocks of {block})")
     return n // block * size
@@ -105,14 +109,15 @@ def _nbytes(dims: tuple[int, ...], qtype: Q) -> int:
 
 def _copy_tokenizer(writer: GGUFWriter, donor: Path) -> int:
     """Copy every `tokenizer.*` key of `donor`; returns its vocabulary size."""
-    reader = GGUFReader(donor)
+    gguf = import_gguf()
+    reader = gguf.GGUFReader(donor)
     n_vocab = 0
     for field in reader.fields.values():
         if not field.name.startswith("tokenizer."):
             continue
         vtype = field.types[0]
         value: Any = field.contents()
-        if vtype == GGUFValueType.ARRAY:
+        if vtype == gguf.GGUFValueType.ARRAY:
             writer.add_array(field.name, value)
             if field.name == "tokenizer.ggml.tokens":
                 n_vocab = len(value)
@@ -134,8 +139,9 @@ def write_synthetic_gguf(
 
     With `tokenizer_from`, the donor's tokenizer (and its vocabulary size) replaces `shape.n_vocab`.
     """
+    gguf, np = import_gguf(), import_numpy()
     path = Path(path)
-    writer = GGUFWriter(path, shape.arch)
+    writer = gguf.GGUFWriter(path, shape.arch)
     n_vocab = _copy_tokenizer(writer, Path(tokenizer_from)) if tokenizer_from is not None else shape.n_vocab
     if tokenizer_from is None:
         writer.add_uint32(f"{shape.arch}.vocab_size", n_vocab)
@@ -175,7 +181,7 @@ def write_synthetic_gguf(
             block = rng.integers(0, 256, size=16 << 20, dtype=np.uint8).tobytes()
             fh.seek(offset)
             for (_, dims, qtype), padded in zip(tensors, sizes, strict=True):
-                data = np.ones(dims, np.float32).tobytes() if qtype == Q.F32 else b""
+                data = np.ones(dims, np.float32).tobytes() if qtype == gguf.GGMLQuantizationType.F32 else b""
                 left = padded - len(data)
                 fh.write(data)
                 while left > 0:

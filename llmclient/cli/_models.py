@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import anyio
 
 from llmclient import presets
-from llmclient._cli_common import (
-    ModelRef,
+from llmclient._source import Source
+from llmclient.cli._common import (
     builder_for,
     cache_for,
     human_size,
@@ -51,7 +51,7 @@ def _context(tokens: int) -> str:
 
 async def _plan_preset(args: argparse.Namespace, preset: Preset, limiter: anyio.CapacityLimiter) -> _Row:
     """The preset's plan here: from the hub, else (offline, or the hub failing) from the cache and catalogue."""
-    builder = builder_for(args, ModelRef("preset", preset.name))
+    builder = builder_for(args, Source("preset", preset.name))
     failure = None
     async with limiter:
         try:
@@ -125,7 +125,7 @@ def _machine(hardware: Hardware) -> str:
     return f"{gpus}; {ram}" if gpus else f"no GPU; {ram}"
 
 
-def _header(model: ModelRef) -> str:
+def _header(model: Source) -> str:
     if model.kind == "preset":
         return f"model     {model.repo_id} (preset {model.name})"
     return f"model     {model}"
@@ -141,7 +141,7 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _pull(args: argparse.Namespace, model: ModelRef) -> tuple[Plan | None, list[CachedModel]]:
+async def _pull(args: argparse.Namespace, model: Source) -> tuple[Plan | None, list[CachedModel]]:
     cache = cache_for(args)
     offline = True if args.offline else None
     if model.kind == "hf" and model.file is not None and args.quant is None:

@@ -1,25 +1,32 @@
-"""`llmclient list`, `verify` and `rm`: the model cache, read through its documented layout (see `cache.py`)."""
+"""`llmclient list`, `verify` and `rm`: the model cache, as `ModelCache.scan` reads it."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 
-from llmclient._cli_common import CommandError, cache_for, human_size, library_warnings_reported, parse_model, table
-from llmclient._layout import RepoFolders
+from llmclient.cache import CacheScan
+from llmclient.cli._common import CommandError, cache_for, human_size, library_warnings_reported, parse_model, table
 from llmclient.quants import quant_from_filename
 
 __all__ = ["CacheEntry", "cache_entries", "list_cache", "rm", "verify"]
 
 
+#: `CachedFile.state` in the words of `llmclient list`.
+_STATUS = {
+    "verified": "verified",
+    "changed": "changed since verified",
+    "unverified": "not verified",
+    "missing": "missing",
+}
+
+
 @dataclass(frozen=True)
 class CacheEntry:
-    """One file in the cache (or an unfinished download) and whether its bytes are known good."""
+    """One line of `llmclient list`: a file in the cache (or an unfinished download) and whether its bytes are known
+    good."""
 
     repo_id: str
     filename: str
@@ -30,46 +37,24 @@ class CacheEntry:
     verified`, `missing` (the link's blob is gone) or `partial` (resumed by the next pull)."""
 
 
-def _status(repo: RepoFolders, etag: str) -> tuple[str, int]:
-    blob = repo.blob(etag)
-    try:
-        st = blob.stat()
-    except OSError:
-        return "missing", 0
-    try:
-        record = json.loads(repo.record(etag).read_text())
-    except (OSError, ValueError):
-        return "not verified", st.st_size
-    fits = isinstance(record, dict) and record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
-    return ("verified" if fits else "changed since verified"), st.st_size
-
-
-def cache_entries(root: Path) -> list[CacheEntry]:
-    """Every model file and partial download under `root`, by repo, each blob once; nothing is hashed."""
-    entries = []
-    for folder in sorted(root.glob("models--*--*")) if root.is_dir() else []:
-        repo = RepoFolders(root, folder.name[len("models--") :].replace("--", "/", 1))
-        seen = set()
-        snapshots = folder / "snapshots"
-        commits = (
-            sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
-        )
-        for commit in commits:
-            for link in sorted(p for p in commit.rglob("*") if not p.is_dir() and not p.name.startswith(".")):
-                name, etag = link.relative_to(commit).as_posix(), Path(os.path.realpath(link)).name
-                if (name, etag) not in seen:
-                    seen.add((name, etag))
-                    status, size = _status(repo, etag)
-                    entries.append(CacheEntry(repo.repo_id, name, size, status))
-        for partial in sorted((folder / "blobs").glob("*.partial")):
-            entries.append(CacheEntry(repo.repo_id, "(partial download)", partial.stat().st_size, "partial"))
+def cache_entries(scan: CacheScan) -> list[CacheEntry]:
+    """Every model file and partial download of `scan`, by repo, each blob once (at its newest commit)."""
+    entries, seen = [], set()
+    for repo_id in scan.repos:
+        for file in (f for f in scan.files if f.repo_id == repo_id):
+            if (repo_id, file.filename, file.etag) not in seen:
+                seen.add((repo_id, file.filename, file.etag))
+                entries.append(CacheEntry(repo_id, file.filename, file.size, _STATUS[file.state]))
+        for partial in (p for p in scan.partials if p.repo_id == repo_id):
+            entries.append(CacheEntry(repo_id, "(partial download)", partial.size, "partial"))
     return entries
 
 
 def list_cache(args: argparse.Namespace) -> int:
     """Print the cached model files with their quant, size and whether they are verified."""
-    root = cache_for(args).root
-    entries = cache_entries(root)
+    cache = cache_for(args)
+    root = cache.root
+    entries = cache_entries(anyio.run(cache.scan))
     if not entries:
         print(f"no models in the cache at {root}")
         return 0
@@ -88,10 +73,10 @@ def _quant(filename: str) -> str:
     return quant.name if quant is not None else "-"
 
 
-def _target(name: str, entries: list[CacheEntry]) -> tuple[str, str | None]:
+def _target(name: str, scan: CacheScan) -> tuple[str, str | None]:
     """(repo id, file or None) for NAME: `owner/name[/file]`, a file name in the cache, or a preset."""
     if "/" not in name:
-        matches = sorted({(e.repo_id, e.filename) for e in entries if e.filename.rsplit("/", 1)[-1] == name})
+        matches = sorted({(f.repo_id, f.filename) for f in scan.files if f.filename.rsplit("/", 1)[-1] == name})
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -106,7 +91,7 @@ def _target(name: str, entries: list[CacheEntry]) -> tuple[str, str | None]:
 def verify(args: argparse.Namespace) -> int:
     """Re-hash cached files (all, or NAME's) against their sha256; corrupted ones are removed (exit 1)."""
     cache = cache_for(args)
-    repo_id, filename = (None, None) if args.name is None else _target(args.name, cache_entries(cache.root))
+    repo_id, filename = (None, None) if args.name is None else _target(args.name, anyio.run(cache.scan))
     with library_warnings_reported(args):  # each damaged file is reported below
         reports = anyio.run(cache.verify, repo_id, filename)
     if not reports:
@@ -127,10 +112,10 @@ def verify(args: argparse.Namespace) -> int:
 def rm(args: argparse.Namespace) -> int:
     """Remove a cached repo (a preset's, or owner/name) or one file of it, with its partial downloads."""
     cache = cache_for(args)
-    entries = cache_entries(cache.root)
-    repo_id, filename = _target(args.name, entries)
-    present = RepoFolders(cache.root, repo_id).folder.is_dir() and (
-        filename is None or any(e.repo_id == repo_id and e.filename == filename for e in entries)
+    scan = anyio.run(cache.scan)
+    repo_id, filename = _target(args.name, scan)
+    present = repo_id in scan.repos and (
+        filename is None or any(f.repo_id == repo_id and f.filename == filename for f in scan.files)
     )
     if not present:
         raise CommandError(f"{args.name} is not in the cache at {cache.root}")

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 
-from llmclient import _hub
-from llmclient._layout import RepoFolders, atomic_write
-from llmclient._remote_header import read_remote_header
+from llmclient._gguf.info import GgufInfo, info_from_header, shard_names
+from llmclient._gguf.local import read_gguf_info
+from llmclient._hub.header import read_remote_header
+from llmclient._hub.layout import RepoFolders, atomic_write
+from llmclient._hub.reference import validate_reference
+from llmclient._hub.resolve import RemoteFile, resolve
+from llmclient._hub.retry import Backoff, with_retries
 from llmclient.constants import hub_offline
-from llmclient.errors import ModelFormatError, OfflineError
-from llmclient.metadata import GgufInfo, info_from_header, read_gguf_info, shard_names
-
-if TYPE_CHECKING:
-    from llmclient.cache import ModelCache
+from llmclient.errors import HubUnavailableError, ModelFormatError, OfflineError
 
 __all__ = ["gguf_info"]
 
@@ -40,7 +39,7 @@ def _load(repo: RepoFolders, etag: str) -> GgufInfo | None:
         return None
 
 
-def _store(repo: RepoFolders, remote: _hub.RemoteFile, info: GgufInfo) -> None:
+def _store(repo: RepoFolders, remote: RemoteFile, info: GgufInfo) -> None:
     atomic_write(repo.gguf_info(remote.etag), info.to_json())
     pointer = json.dumps({"etag": remote.etag, "commit": remote.commit})
     atomic_write(repo.gguf_pointer(remote.revision, remote.filename), pointer)
@@ -48,13 +47,13 @@ def _store(repo: RepoFolders, remote: _hub.RemoteFile, info: GgufInfo) -> None:
         atomic_write(repo.gguf_pointer(remote.commit, remote.filename), pointer)
 
 
-def _local_copy(repo: RepoFolders, remote: _hub.RemoteFile) -> Path | None:
+def _local_copy(repo: RepoFolders, remote: RemoteFile) -> Path | None:
     blob = repo.blob(remote.etag)
     return blob if blob.exists() and repo.record(remote.etag).exists() else None
 
 
 async def gguf_info(
-    cache: ModelCache,
+    root: Path,
     repo_id: str,
     filename: str,
     revision: str,
@@ -62,9 +61,12 @@ async def gguf_info(
     endpoint: str | None,
     token: str | bool | None,
     offline: bool | None,
+    timeout: float,
+    backoff: Backoff,
 ) -> GgufInfo:
-    _hub.validate_reference(repo_id, filename, revision)
-    repo = RepoFolders(cache.root, repo_id)
+    """The metadata of `filename`'s header (every shard's), from the cache at `root` or read from the hub once."""
+    validate_reference(repo_id, filename, revision)
+    repo = RepoFolders(root, repo_id)
     names = shard_names(filename)
     offline = hub_offline() if offline is None else offline
     if offline:
@@ -72,22 +74,20 @@ async def gguf_info(
         if stored is None:
             raise OfflineError(
                 f"the metadata of {repo_id}/{filename} (revision {revision!r}) was never read into the cache at "
-                f"{cache.root}, and offline mode is on. Plan it once while online, or use a local file."
+                f"{root}, and offline mode is on. Plan it once while online, or use a local file."
             )
         return stored
 
-    backoff = _hub.Backoff(cache.retries, cache.retry_wait)
-
-    async def resolve(name: str) -> _hub.RemoteFile:
-        return await _hub.with_retries(
-            lambda: _hub.resolve(repo_id, name, revision, endpoint=endpoint, token=token, timeout=cache.timeout),
+    async def resolved(name: str) -> RemoteFile:
+        return await with_retries(
+            lambda: resolve(repo_id, name, revision, endpoint=endpoint, token=token, timeout=timeout),
             backoff,
             what=f"resolving {repo_id}/{name}",
         )
 
     try:
-        first = await resolve(names[0])
-    except _hub.HubUnavailableError as error:
+        first = await resolved(names[0])
+    except HubUnavailableError as error:
         stored = await anyio.to_thread.run_sync(_stored, repo, revision, names[0])
         if stored is None:
             raise
@@ -98,7 +98,7 @@ async def gguf_info(
         await anyio.to_thread.run_sync(_store, repo, first, known)
         return known
 
-    remotes = [first] + [await resolve(name) for name in names[1:]]
+    remotes = [first] + [await resolved(name) for name in names[1:]]
     headers, total = [], 0
     for remote in remotes:
         local = await anyio.to_thread.run_sync(_local_copy, repo, remote)
@@ -106,8 +106,8 @@ async def gguf_info(
             info = await anyio.to_thread.run_sync(_read_local, local, remote)
             await anyio.to_thread.run_sync(_store, repo, first, info)
             return info
-        header, _ = await _hub.with_retries(
-            lambda remote=remote: read_remote_header(remote, cache.timeout),  # type: ignore[misc]
+        header, _ = await with_retries(
+            lambda remote=remote: read_remote_header(remote, timeout),  # type: ignore[misc]
             backoff,
             what=f"reading the header of {repo_id}/{remote.filename}",
         )
@@ -121,7 +121,7 @@ async def gguf_info(
     return info
 
 
-def _read_local(path: Path, remote: _hub.RemoteFile) -> GgufInfo:
+def _read_local(path: Path, remote: RemoteFile) -> GgufInfo:
     try:
         return read_gguf_info(path)
     except ValueError as error:

@@ -7,17 +7,16 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from llmclient import presets
+from llmclient._source import Source
 from llmclient.cache import ModelCache
 from llmclient.client import LlamaCppBuilder
 from llmclient.errors import UnknownPresetError
 
 __all__ = [
     "CommandError",
-    "ModelRef",
     "builder_for",
     "cache_for",
     "human_size",
@@ -32,39 +31,19 @@ class CommandError(Exception):
     """A mistake on the command line that is not the library's to report (a name not in the cache, ...)."""
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """A model as named on the command line: a preset, a hub repo (maybe with a file), or a local GGUF file."""
-
-    kind: str
-    """`preset`, `hf` or `local`."""
-    name: str
-    """The preset's canonical name, the repo id (`owner/name`), or the file's path."""
-    file: str | None = None
-    """For a hub repo: the file in it, when named (`owner/name/file.gguf`)."""
-
-    @property
-    def repo_id(self) -> str:
-        """The hub repo holding the model (a preset's GGUF repo)."""
-        return presets.get(self.name).repo if self.kind == "preset" else self.name
-
-    def __str__(self) -> str:
-        return f"{self.name}/{self.file}" if self.file else self.name
-
-
-def parse_model(text: str) -> ModelRef:
+def parse_model(text: str) -> Source:
     """`text` as a model: a path to a .gguf file, `owner/name[/file]` on the hub, else a preset name or alias.
 
     An unknown preset raises `UnknownPresetError` naming the closest ones, in the command line's words.
     """
     path = Path(text).expanduser()
     if text.startswith(("/", "./", "../", "~")) or (text.endswith(".gguf") and path.is_file()):
-        return ModelRef("local", str(path))
+        return Source("local", str(path))
     if "/" in text:
         owner, name, *rest = text.split("/", 2)
-        return ModelRef("hf", f"{owner}/{name}", rest[0] if rest and rest[0] else None)
+        return Source("hf", f"{owner}/{name}", rest[0] if rest and rest[0] else None)
     try:
-        return ModelRef("preset", presets.get(text).name)
+        return Source("preset", presets.get(text).name)
     except UnknownPresetError as error:
         # the library's message ends by pointing at the Python API; point at the command instead
         message = str(error).split(" See ", 1)[0]
@@ -78,7 +57,7 @@ def cache_for(args: argparse.Namespace) -> ModelCache:
     return ModelCache(args.cache_dir)
 
 
-def builder_for(args: argparse.Namespace, model: ModelRef) -> LlamaCppBuilder:
+def builder_for(args: argparse.Namespace, model: Source) -> LlamaCppBuilder:
     """A builder for `model` with every option the subcommand has (`--ctx`, `--quant`, `--temperature`, ...)."""
     builder = LlamaCppBuilder()
     if model.kind == "preset":

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from llmclient._hub import RETRY_STATUSES, Backoff, HubUnavailableError, RemoteFile, retry_after_of
-from llmclient.errors import DownloadError, InsufficientDiskError
+from llmclient._hub.resolve import RemoteFile
+from llmclient._hub.retry import RETRY_STATUSES, Backoff, retry_after_of
+from llmclient.errors import DownloadError, HubUnavailableError, InsufficientDiskError
 
 if TYPE_CHECKING:  # at run time the hub's HTTP stack is imported where it is used, once the hub is asked
     import httpx2

@@ -18,7 +18,7 @@ from typing import TypeVar
 import anyio
 import anyio.from_thread
 
-from llmclient._cli_common import CommandError, builder_for, note, parse_model
+from llmclient.cli._common import CommandError, builder_for, note, parse_model
 from llmclient.client import LlmClient
 from llmclient.errors import LlmClientError
 

@@ -1,41 +1,20 @@
-"""The `llmclient` command: browse the presets, plan, pull and manage cached models, and talk to one.
-
-    llmclient presets                      what there is, and what would run here
-    llmclient plan mistral7b --ctx 16384   how a model would run here (nothing downloaded)
-    llmclient pull mistral7b               download it (the planned quant), verified
-    llmclient list | verify [NAME] | rm NAME
-    llmclient run mistral7b "Why is the sky blue?"
-    llmclient chat mistral7b
-    llmclient hw                           the devices and memory llama.cpp sees
-
-A model is named as a preset (`llmclient presets`), a hub repo (`owner/name`, or `owner/name/file.gguf`), or
-a path to a local .gguf file. Exit status: 0 done, 1 an error (one line on stderr; `--debug` adds the
-traceback), 2 a usage error, 130 interrupted.
-"""
+"""The `llmclient` command's arguments: its subcommands, their options, and the handler each one runs."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import sys
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from llmclient import __version__
-from llmclient._cli_cache import list_cache, rm, verify
-from llmclient._cli_chat import chat, run
-from llmclient._cli_common import CommandError
-from llmclient._cli_models import hw, plan, presets_table, pull
-from llmclient.errors import LlmClientError
+from llmclient.cli._cache import list_cache, rm, verify
+from llmclient.cli._chat import chat, run
+from llmclient.cli._models import hw, plan, presets_table, pull
 
-__all__ = ["build_parser", "main"]
-
-#: Errors that are the user's to fix: reported in one line, exit status 1.
-USER_ERRORS = (LlmClientError, CommandError, ValueError, OSError)
+__all__ = ["Handler", "build_parser"]
 
 Handler = Callable[[argparse.Namespace], int]
+"""A subcommand: the parsed arguments in, the exit status out."""
 
 
 def _positive_int(text: str) -> int:
@@ -165,43 +144,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-gb", type=_positive_float, metavar="GB", help="show a memory budget in GB replacing detection"
     )
     return parser
-
-
-def _configure_logging(debug: bool) -> None:
-    """llmclient's warnings (a retry, a fallback to the cache) on stderr, one line each; everything with --debug."""
-    handler = logging.StreamHandler(sys.stderr)
-    form = "%(levelname)s %(name)s: %(message)s" if debug else "llmclient: %(message)s"
-    handler.setFormatter(logging.Formatter(form))
-    logger = logging.getLogger("llmclient")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `llmclient` command with `argv` (default: the process's arguments); the exit status."""
-    args = build_parser().parse_args(argv)
-    _configure_logging(args.debug)
-    handler: Handler = args.handler
-    try:
-        return handler(args)
-    except KeyboardInterrupt:
-        if args.debug:
-            traceback.print_exc()
-        print("llmclient: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # the reader left (`llmclient list | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except USER_ERRORS as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"llmclient: error: {_one_line(error)}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
