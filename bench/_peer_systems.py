@@ -241,7 +241,7 @@ def gpt4all_template(model: Path) -> str | None:
     model (its own default is Alpaca), so that it sees the same text the llama.cpp systems do."""
     import jinja2
 
-    from llmclient._gguf_header import TruncatedHeader, parse_header
+    from llmclient._gguf.parse import TruncatedHeader, parse_header
 
     size = 1 << 20
     while True:

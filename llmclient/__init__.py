@@ -9,7 +9,7 @@ from __future__ import annotations
 # `llmclient.testing` and the cache.
 from llmclient import presets
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
-from llmclient.cache import ModelCache
+from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import Message, ToolCall
 from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
 from llmclient.errors import (
@@ -59,7 +59,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BusyError",
+    "CachedFile",
     "CachedModel",
+    "CacheScan",
     "Capabilities",
     "ChatResult",
     "Chunk",
@@ -91,6 +93,7 @@ __all__ = [
     "ModelFile",
     "ModelFormatError",
     "ModelNotFoundError",
+    "PartialDownload",
     "ModelSourceError",
     "OfflineError",
     "Piece",

@@ -18,9 +18,10 @@ from typing import Any
 import anyio
 from typing_extensions import Self
 
-from llmclient._candidates import Candidates, Source, resolve_candidates
-from llmclient._hub import validate_reference
-from llmclient._progress import Progress
+from llmclient._candidates import Candidates, resolve_candidates
+from llmclient._hub.progress import Progress
+from llmclient._hub.reference import validate_reference
+from llmclient._source import Source
 from llmclient.backends.llama_cpp import LlamaCppEngine, LlamaCppSettings
 from llmclient.cache import ModelCache
 from llmclient.errors import InvalidSettingError

@@ -7,10 +7,6 @@ itself lives in `llmclient._gguf`; this module is its public face.
 
 from __future__ import annotations
 
-# tests/test_builder.py patches `llmclient.metadata.mmap.mmap` (the mmap module's, which `_gguf.local` maps files
-# with); kept until it names `llmclient._gguf.local.mmap.mmap`
-import mmap  # noqa: F401
-
 from llmclient._gguf.info import SHARD_RE, GgufInfo, info_from_header, shard_names
 from llmclient._gguf.local import read_gguf_info
 

@@ -249,7 +249,7 @@ def test_a_local_file_is_planned_without_loading_the_hub_http_stack(smollm2: Pat
 def test_the_header_parser_sizes_tensors_as_the_gguf_package_does() -> None:
     from gguf import GGML_QUANT_SIZES
 
-    from llmclient._gguf_header import _QUANT_SIZES, tensor_nbytes
+    from llmclient._gguf.parse import _QUANT_SIZES, tensor_nbytes
 
     assert {int(t): sizes for t, sizes in GGML_QUANT_SIZES.items() if int(t) in _QUANT_SIZES} == _QUANT_SIZES
     for ggml_type, (block, size) in GGML_QUANT_SIZES.items():  # the ones missing from our table: from gguf
@@ -273,7 +273,7 @@ def test_a_local_header_reads_alike_mapped_or_not_and_a_cut_file_says_it_is_trun
         def no_mmap(*args: object, **kwargs: object) -> None:
             raise OSError(19, "No such device")
 
-        monkeypatch.setattr("llmclient.metadata.mmap.mmap", no_mmap)
+        monkeypatch.setattr("llmclient._gguf.local.mmap.mmap", no_mmap)
     assert read_gguf_info(smollm2) == expected
     for broken in (cut, empty):
         with pytest.raises(llmclient.ModelFormatError, match="ends inside its GGUF header: the file is truncated"):
