@@ -1,14 +1,18 @@
 """Write GGUF model files of any shape with the `gguf` package: for planner tests and memory measurements.
 
-The weights are random bytes (`fill="random"`), or left as a sparse hole that reads as zeros and takes no disk
-(`fill="sparse"`): a 70B-shaped file then costs nothing to write. With `tokenizer_from` (e.g. the real SmolLM2
-file) the tokenizer is copied, so llama.cpp loads the result; the text it produces is noise, the memory it
-takes is real.
+The weights are random bytes (`fill="random"`), random bytes whose block scales are small finite numbers
+(`fill="finite"`: the logits are finite too, so the file can generate), or left as a sparse hole that reads as zeros
+and takes no disk (`fill="sparse"`): a 70B-shaped file then costs nothing to write. With `tokenizer_from` (e.g. the
+real SmolLM2 file) the tokenizer is copied, so llama.cpp loads the result; the text it produces is noise, the memory
+it takes is real. With `vocab_size` as well, the copied vocabulary grows to that size (262,144 for Gemma 3's), so
+vocabulary-bound costs (logits, output matmul, grammar masks) are real too.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,7 @@ from llmclient._native import import_gguf, import_numpy
 if TYPE_CHECKING:
     from gguf import GGUFWriter
 
-__all__ = ["ModelShape", "write_synthetic_gguf", "LLAMA_7B", "LLAMA_70B", "QWEN2_7B", "GEMMA3_12B"]
+__all__ = ["ModelShape", "write_synthetic_gguf", "LLAMA_7B", "LLAMA_70B", "QWEN2_7B", "GEMMA3_12B", "TINY_LLAMA"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ LLAMA_7B = ModelShape("llama", 32, 4096, 32, 8, 14336, 32768, 32768)
 LLAMA_70B = ModelShape("llama", 80, 8192, 64, 8, 28672, 128256, 131072)
 QWEN2_7B = ModelShape("qwen2", 28, 3584, 28, 4, 18944, 152064, 32768)
 GEMMA3_12B = ModelShape("gemma3", 48, 3840, 16, 8, 15360, 262144, 131072, 256, 1024, True)
+# Two small layers and a tied output: with a big vocabulary, nearly all of the file and of each token's compute is the
+# vocabulary's, as in the small models whose structured-output costs this stands in for
+TINY_LLAMA = ModelShape("llama", 2, 256, 4, 4, 512, 1024, 4096, None, 0, True)
 
 # (most tensors, "more bits" tensors (attn_v / ffn_down on some layers), output, token embedding): ggml type names
 # (gguf.GGMLQuantizationType members), and the file type
@@ -59,6 +66,19 @@ _MIXES: dict[str, tuple[str, str, str, str, int]] = {
     "F16": ("F16", "F16", "F16", "F16", 1),
 }
 QUANT_MIXES = tuple(_MIXES)
+
+# For fill="finite": where each block keeps its fp16 scales (byte offsets into the block; ggml's block_* structs) and
+# the scale written there, chosen so the weights stay within about +-0.1 whatever the random quants and sub-scales
+_BLOCK_SCALES: dict[str, tuple[tuple[int, ...], float]] = {
+    "Q4_0": ((0,), 0.01),  # d * (q - 8), |q - 8| <= 8
+    "Q8_0": ((0,), 0.0005),  # d * q, |q| <= 128
+    "Q2_K": ((80, 82), 0.002),  # d * sc * q - dmin * m: sc, m <= 15, q <= 3
+    "Q3_K": ((108,), 0.0005),  # d * (sc - 32) * q: |sc - 32| <= 32, |q| <= 4
+    "Q4_K": ((0, 2), 0.0001),  # d * sc * q - dmin * m: sc, m <= 63, q <= 15
+    "Q5_K": ((0, 2), 0.00005),  # as Q4_K, q <= 31
+    "Q6_K": ((208,), 0.00002),  # d * sc * q: |sc| <= 128, |q| <= 32
+}
+_CHUNK = 16 << 20
 
 
 def _more_bits(il: int, n: int) -> bool:  # llama.cpp's use_more_bits(): first/last eighth and every third
@@ -107,23 +127,73 @@ def _nbytes(dims: tuple[int, ...], qtype: Any) -> int:
     return n // block * size
 
 
-def _copy_tokenizer(writer: GGUFWriter, donor: Path) -> int:
-    """Copy every `tokenizer.*` key of `donor`; returns its vocabulary size."""
+def _finite_data(rng: Any, dims: tuple[int, ...], qtype: Any) -> Iterator[bytes]:
+    """The bytes of a tensor of random, finite, small weights, a chunk at a time (norms are all ones)."""
+    gguf, np = import_gguf(), import_numpy()
+    Q = gguf.GGMLQuantizationType
+    n = int(np.prod(dims))
+    if qtype == Q.F32:
+        yield np.ones(n, np.float32).tobytes()
+        return
+    if qtype == Q.F16:
+        for start in range(0, n, _CHUNK // 2):
+            yield rng.uniform(-0.1, 0.1, min(_CHUNK // 2, n - start)).astype(np.float16).tobytes()
+        return
+    offsets, scale = _BLOCK_SCALES[qtype.name]
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    d = np.array([scale], np.float16).view(np.uint8)
+    n_blocks, step = n // block, _CHUNK // size
+    for start in range(0, n_blocks, step):
+        blocks = rng.integers(0, 256, size=(min(step, n_blocks - start), size), dtype=np.uint8)
+        for at in offsets:  # random bytes there would make some scales inf or NaN, and then every logit NaN
+            blocks[:, at : at + 2] = d
+        yield blocks.tobytes()
+
+
+def _extra_tokens(model: str, taken: set[str], count: int) -> list[str]:
+    """`count` new tokens, none in `taken`: lowercase words, shortest first, each after a space marker and bare.
+
+    Letters stand for themselves both in byte-level BPE (GPT-2's byte-to-unicode table keeps printable ASCII) and in
+    SentencePiece, so llama.cpp's loader and detokenizer accept them in either. No merge makes them, so tokenizing
+    text never yields them; a model can still emit them, and a grammar must still mask them.
+    """
+    space = {"gpt2": "\u0120", "llama": "\u2581"}.get(model, "")  # Ġ and ▁: a leading space in each scheme
+    extra: list[str] = []
+    for length in itertools.count(1):
+        for letters in itertools.product(string.ascii_lowercase, repeat=length):
+            word = "".join(letters)
+            for token in (space + word, word) if space else (word,):
+                if token not in taken:
+                    extra.append(token)
+                    if len(extra) == count:
+                        return extra
+    raise AssertionError("unreachable")  # itertools.count never ends
+
+
+def _copy_tokenizer(writer: GGUFWriter, donor: Path, vocab_size: int | None) -> int:
+    """Copy every `tokenizer.*` key of `donor`, its vocabulary grown to `vocab_size`; returns the vocabulary size."""
     gguf = import_gguf()
     reader = gguf.GGUFReader(donor)
-    n_vocab = 0
-    for field in reader.fields.values():
-        if not field.name.startswith("tokenizer."):
-            continue
+    fields = {name: field for name, field in reader.fields.items() if name.startswith("tokenizer.")}
+    tokens: list[str] = list(fields["tokenizer.ggml.tokens"].contents())
+    if vocab_size is not None and vocab_size < len(tokens):
+        raise ValueError(f"vocab_size {vocab_size} is smaller than the donor's {len(tokens)} tokens")
+    model = str(fields["tokenizer.ggml.model"].contents()) if "tokenizer.ggml.model" in fields else ""
+    extra = _extra_tokens(model, set(tokens), vocab_size - len(tokens)) if vocab_size not in (None, len(tokens)) else []
+    for name, field in fields.items():
         vtype = field.types[0]
         value: Any = field.contents()
-        if vtype == gguf.GGUFValueType.ARRAY:
-            writer.add_array(field.name, value)
-            if field.name == "tokenizer.ggml.tokens":
-                n_vocab = len(value)
-        else:
-            writer.add_key_value(field.name, value, vtype)
-    return n_vocab
+        if vtype != gguf.GGUFValueType.ARRAY:
+            writer.add_key_value(name, value, vtype)
+            continue
+        if extra and name == "tokenizer.ggml.tokens":
+            value = tokens + extra
+        elif extra and name == "tokenizer.ggml.token_type":
+            value = value + [int(gguf.TokenType.NORMAL)] * len(extra)
+        elif extra and name == "tokenizer.ggml.scores":  # SentencePiece: below every real piece, merged last
+            value = value + [min(value) - 1.0] * len(extra)
+        writer.add_array(name, value)
+    return len(tokens) + len(extra)
 
 
 def write_synthetic_gguf(
@@ -133,16 +203,24 @@ def write_synthetic_gguf(
     *,
     fill: str = "random",
     tokenizer_from: str | os.PathLike[str] | None = None,
+    vocab_size: int | None = None,
     seed: int = 0,
 ) -> Path:
     """Write a GGUF file of `shape` quantized as `quant` (a name in `QUANT_MIXES`); returns its path.
 
-    With `tokenizer_from`, the donor's tokenizer (and its vocabulary size) replaces `shape.n_vocab`.
+    With `tokenizer_from`, the donor's tokenizer (and its vocabulary size) replaces `shape.n_vocab`. With
+    `vocab_size` as well, the donor's tokens, merges, special tokens and chat template are kept and new normal
+    tokens (lowercase words the donor lacks) are appended up to `vocab_size`; the embedding and output tensors
+    take that many rows. Use `fill="finite"` for a file that generates: its logits are finite noise.
     """
+    if fill not in ("random", "finite", "sparse"):
+        raise ValueError(f"fill must be 'random', 'finite' or 'sparse', not {fill!r}")
+    if vocab_size is not None and tokenizer_from is None:
+        raise ValueError("vocab_size grows a copied tokenizer: pass tokenizer_from, or set shape.n_vocab")
     gguf, np = import_gguf(), import_numpy()
     path = Path(path)
     writer = gguf.GGUFWriter(path, shape.arch)
-    n_vocab = _copy_tokenizer(writer, Path(tokenizer_from)) if tokenizer_from is not None else shape.n_vocab
+    n_vocab = shape.n_vocab if tokenizer_from is None else _copy_tokenizer(writer, Path(tokenizer_from), vocab_size)
     if tokenizer_from is None:
         writer.add_uint32(f"{shape.arch}.vocab_size", n_vocab)
     shape = ModelShape(**{**shape.__dict__, "n_vocab": n_vocab})
@@ -187,7 +265,13 @@ def write_synthetic_gguf(
                 while left > 0:
                     fh.write(block[: min(left, len(block))])
                     left -= len(block)
-        elif fill != "sparse":
-            raise ValueError(f"fill must be 'random' or 'sparse', not {fill!r}")
+        elif fill == "finite":
+            rng = np.random.default_rng(seed)
+            fh.seek(offset)
+            for (_, dims, qtype), padded in zip(tensors, sizes, strict=True):
+                written = 0
+                for chunk in _finite_data(rng, dims, qtype):
+                    written += fh.write(chunk)
+                fh.write(bytes(padded - written))
         fh.truncate(end)
     return path
