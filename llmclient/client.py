@@ -37,11 +37,18 @@ from llmclient.errors import (
     UnsupportedFeatureError,
 )
 from llmclient.sampling import Sampling, SamplingOptions
+from llmclient.structured import ConstraintOptions, constraint_from
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 
-__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "SyncLlmClient"]
+__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
 
 Tools = Sequence[Mapping[str, Any]] | None
+_CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
+
+
+class RequestOptions(SamplingOptions, ConstraintOptions, total=False):
+    """The keyword options of `chat`, `complete`, `ask` and `stream`: sampling (`Sampling`'s fields) and at most
+    one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`)."""
 
 
 class LlmClient:
@@ -91,9 +98,11 @@ class LlmClient:
     # --- requests ---------------------------------------------------------------------------------
 
     def _request(
-        self, messages: Messages | None, prompt: str | None, tools: Tools, options: SamplingOptions
+        self, messages: Messages | None, prompt: str | None, tools: Tools, options: RequestOptions
     ) -> GenerateRequest:
-        sampling = self.defaults.merged(Sampling.of(options))
+        asked: dict[str, Any] = dict(options)
+        shape = {k: asked.pop(k) for k in list(asked) if k in _CONSTRAINTS}
+        sampling = self.defaults.merged(Sampling.of(asked))
         chat = normalize_messages(messages, self.system_prompt) if messages is not None else None
         if prompt is not None and not prompt:
             raise InvalidRequestError("the prompt is empty: give some text to continue")
@@ -103,7 +112,14 @@ class LlmClient:
                 "an engine whose capabilities include tools",
                 feature="tools",
             )
-        return GenerateRequest(chat, prompt, sampling, tuple(dict(t) for t in tools or ()))
+        constraint = constraint_from(**shape)
+        if constraint is not None and not self.capabilities.structured_output:
+            raise UnsupportedFeatureError(
+                f"this client's engine ({type(self.engine).__name__}) does not enforce structured output; leave out "
+                f"{', '.join(shape)} or use an engine whose capabilities include structured_output",
+                feature="structured_output",
+            )
+        return GenerateRequest(chat, prompt, sampling, tuple(dict(t) for t in tools or ()), constraint)
 
     def _admit(self) -> None:
         if self._closed:
@@ -145,23 +161,25 @@ class LlmClient:
         *,
         timeout: float | None = None,
         tools: Tools = None,
-        **options: Unpack[SamplingOptions],
+        **options: Unpack[RequestOptions],
     ) -> ChatResult:
         """Answer `messages` (a string, or OpenAI-shaped message dicts) with the model's chat template.
 
         Options (`Sampling`'s fields): max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, stop, seed;
-        an unset one takes the client's default, None the engine's. `timeout`: seconds for the whole request,
-        queue included; past it, `TimeoutError` and the generation stops. `tools` needs an engine that takes
-        them (`capabilities.tools`)."""
+        an unset one takes the client's default, None the engine's. At most one of `schema=` (a JSON Schema dict,
+        pydantic model, dataclass, TypedDict or a type such as `list[str]`), `response_format=` (OpenAI's
+        shapes), `regex=`, `choices=` or `grammar=` (llguidance's Lark) holds the answer to that shape, and the
+        result's `.parsed` is its value. `timeout`: seconds for the whole request, queue included; past it,
+        `TimeoutError` and the generation stops. `tools` needs an engine that takes them (`capabilities.tools`)."""
         return await self._run(self._request(messages, None, tools, options), timeout)
 
     async def complete(
-        self, prompt: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]
+        self, prompt: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]
     ) -> ChatResult:
         """Continue raw `prompt` text (no chat template); the same options as `chat`."""
         return await self._run(self._request(None, prompt, None, options), timeout)
 
-    async def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]) -> str:
+    async def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> str:
         """The answer's text alone: `await client.ask("What is Rust?")`."""
         return (await self.chat(question, timeout=timeout, **options)).text
 
@@ -171,7 +189,7 @@ class LlmClient:
         *,
         timeout: float | None = None,
         tools: Tools = None,
-        **options: Unpack[SamplingOptions],
+        **options: Unpack[RequestOptions],
     ) -> AsyncGenerator[Chunk, None]:
         """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels;
         `timeout` bounds the whole stream (then `TimeoutError`)."""
@@ -193,7 +211,7 @@ class LlmClient:
             if piece.finish_reason is not None:
                 usage = piece.usage or Usage(0, 0)
                 timings = piece.timings or _measured(began, first, at, usage)
-                return ChatResult("".join(parts), piece.finish_reason, usage, timings)
+                return ChatResult("".join(parts), piece.finish_reason, usage, timings, request.constraint)
         raise ClientClosedError("the engine stopped without finishing the request")
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -267,16 +285,16 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         *,
         timeout: float | None = None,
         tools: Tools = None,
-        **options: Unpack[SamplingOptions],
+        **options: Unpack[RequestOptions],
     ) -> ChatResult:
         """`LlmClient.chat`, blocking."""
         return self._portal.call(lambda: self.client.chat(messages, timeout=timeout, tools=tools, **options))
 
-    def complete(self, prompt: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]) -> ChatResult:
+    def complete(self, prompt: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> ChatResult:
         """`LlmClient.complete`, blocking."""
         return self._portal.call(lambda: self.client.complete(prompt, timeout=timeout, **options))
 
-    def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[SamplingOptions]) -> str:
+    def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> str:
         """`LlmClient.ask`, blocking: the answer's text."""
         return self._portal.call(lambda: self.client.ask(question, timeout=timeout, **options))
 
@@ -286,7 +304,7 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         *,
         timeout: float | None = None,
         tools: Tools = None,
-        **options: Unpack[SamplingOptions],
+        **options: Unpack[RequestOptions],
     ) -> Iterator[Chunk]:
         """`LlmClient.stream` as a plain iterator."""
         agen = self.client.stream(messages, timeout=timeout, tools=tools, **options)

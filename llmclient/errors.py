@@ -21,9 +21,11 @@ those too (`except ValueError` keeps catching a bad request):
     ├── InsufficientMemoryError                sizing a model to the machine
     ├── RequestError                           a request the client or its engine cannot run
     │   ├── InvalidRequestError (ValueError)
+    │   │   └── SchemaError                    a schema or grammar that cannot be enforced
     │   ├── InvalidRequestTypeError (TypeError)
     │   ├── ContextOverflowError (ValueError)
     │   └── UnsupportedFeatureError
+    ├── IncompleteOutputError (ValueError)     a constrained answer cut before its value was complete
     └── running a model
         ├── ClientClosedError (RuntimeError)
         ├── GenerationError (RuntimeError)
@@ -43,6 +45,7 @@ __all__ = [
     "GatedModelError",
     "GenerationError",
     "HubUnavailableError",
+    "IncompleteOutputError",
     "InsufficientDiskError",
     "InsufficientMemoryError",
     "InvalidModelReferenceError",
@@ -56,6 +59,7 @@ __all__ = [
     "OfflineError",
     "QuantNotAvailableError",
     "RequestError",
+    "SchemaError",
     "UnknownPresetError",
     "UnsupportedFeatureError",
     "VerificationError",
@@ -186,6 +190,11 @@ class InvalidRequestError(RequestError, ValueError):
     """A request's value is out of range or missing (a sampling setting, an empty prompt, a message's role)."""
 
 
+class SchemaError(InvalidRequestError):
+    """A schema, regex, choice list or grammar the engine cannot enforce exactly (an unsupported keyword, a bad
+    pattern); rejected before any token is generated, never relaxed silently."""
+
+
 class InvalidRequestTypeError(RequestError, TypeError):
     """A request's value has the wrong type (e.g. a message's content is not a string)."""
 
@@ -206,6 +215,19 @@ class UnsupportedFeatureError(RequestError):
         super().__init__(message)
         self.feature = feature
         """The capability's name, e.g. `tools`."""
+
+
+# --- Answers -------------------------------------------------------------------------------------
+
+
+class IncompleteOutputError(LlmClientError, ValueError):
+    """A constrained answer ended before its value was complete (`max_tokens`, a stop sequence or a cancel), so
+    there is no value to parse; `.text` still holds what was generated."""
+
+    def __init__(self, message: str, *, text: str, finish_reason: str) -> None:
+        super().__init__(message)
+        self.text = text
+        self.finish_reason = finish_reason
 
 
 # --- Running a model ------------------------------------------------------------------------------

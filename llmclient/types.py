@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from llmclient.metadata import GgufInfo
 from llmclient.quants import Quant, quality_rank
+
+if TYPE_CHECKING:
+    from llmclient.structured import Constraint
 
 __all__ = ["CachedModel", "MemoryEstimate", "ModelFile", "Plan", "Rejected", "VerifyReport"]
 
@@ -200,6 +204,17 @@ class ChatResult:
     """`stop` (the model ended or a stop sequence matched), `length` (max_tokens reached) or `cancelled`."""
     usage: Usage
     timings: Timings
+    constraint: Constraint | None = field(default=None, repr=False, compare=False)
+    """What the answer was held to (`schema=`, `regex=`, ...), None for free text."""
+
+    @property
+    def parsed(self) -> Any:
+        """The answer's value: an instance of the type given as `schema=` (pydantic model, dataclass, ...), Python
+        objects for a JSON Schema dict or `response_format`, the text for `regex=`, `choices=` and `grammar=`;
+        None without a constraint. An answer cut short raises `IncompleteOutputError`."""
+        if self.constraint is None:
+            return None
+        return self.constraint.parse(self.text, self.finish_reason)
 
 
 @dataclass(frozen=True)

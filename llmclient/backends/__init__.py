@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from llmclient.chat.messages import Message
 from llmclient.sampling import Sampling
+from llmclient.structured import Constraint
 from llmclient.types import Timings, Usage
 
 __all__ = ["Capabilities", "Engine", "GenerateRequest", "Piece"]
@@ -50,6 +51,8 @@ class GenerateRequest:
     """No field is `UNSET` here: a value, or None for the engine's default (`sampling.settings()`)."""
     tools: tuple[dict[str, Any], ...] = ()
     """Tool definitions (OpenAI shape), only for an engine whose capabilities include `tools`."""
+    constraint: Constraint | None = None
+    """What the answer must match, only for an engine whose capabilities include `structured_output`."""
 
 
 @dataclass(frozen=True)

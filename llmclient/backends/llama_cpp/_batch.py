@@ -20,9 +20,11 @@ from typing import Any
 import numpy
 
 from llmclient.backends import Piece
+from llmclient.backends.llama_cpp._constrain import MaskBatch, consume
 from llmclient.backends.llama_cpp._sampling import SamplerChain
 from llmclient.backends.llama_cpp._step import Emit, Prepared
 from llmclient.backends.llama_cpp._text import TextAssembler
+from llmclient.errors import GenerationError
 from llmclient.types import Usage
 
 __all__ = ["BATCH_INVARIANT_CHUNK", "BatchDecoder"]
@@ -68,6 +70,8 @@ class _Running:
     first_pos: int = 0
     """Its first position in the current step's batch (where to cut the cache back to if the step fails)."""
     done: bool = False
+    matcher: Any = None
+    """The request's llguidance matcher, if its answer is constrained."""
 
 
 class BatchDecoder:
@@ -110,6 +114,7 @@ class BatchDecoder:
         tokens are delivered first, as soon as they exist."""
         self._in_flight: list[_Running] = []
         """The requests with a row in the batch being computed."""
+        self._masks: MaskBatch | None = None
 
     @property
     def active(self) -> int:
@@ -153,7 +158,7 @@ class BatchDecoder:
         common = len(slot.tokens)
         running = _Running(
             slot, prompt, prepared.max_tokens, reserved, SamplerChain(self._n_vocab, prepared.sampling, self._seed),
-            TextAssembler(prepared.stops), emit, cancelled, reused=common, fed=common,
+            TextAssembler(prepared.stops), emit, cancelled, reused=common, fed=common, matcher=prepared.matcher,
         )  # fmt: skip
         slot.busy = True
         self._running.append(running)
@@ -232,9 +237,10 @@ class BatchDecoder:
             r.pending = -1
         self._in_flight = [r for r in self._running if r.row >= 0]
 
-    def _collect(self) -> list[tuple[_Running, bytes | None, bool]]:
+    def _collect(self) -> list[tuple[_Running, bytes | None, str | None]]:
         """Wait for the batch in flight and sample each of its requests' next token: (request, the token's text or
-        None at the end of generation, whether it is the last one max_tokens or the context allow).
+        None at the end of generation, and the finish reason if it is the last: `length` where max_tokens or the
+        context end it, `stop` where it completes the request's constraint).
 
         A token that ends its request is not decoded again; any other becomes the request's `pending` token, for
         the next batch.
@@ -243,8 +249,10 @@ class BatchDecoder:
         if not in_flight:
             return []
         self._lib.llama_synchronize(self._ctx)
+        if any(r.matcher is not None and not r.done for r in in_flight):
+            self._mask(in_flight)  # before anything, the greedy argmax included, reads the logits
         picks = self._greedy_picks(in_flight)
-        sampled: list[tuple[_Running, bytes | None, bool]] = []
+        sampled: list[tuple[_Running, bytes | None, str | None]] = []
         for r in in_flight:
             if r.done:  # finished while the batch was computed (a stop sequence): its row is not needed
                 continue
@@ -256,14 +264,31 @@ class BatchDecoder:
             piece = self._pieces.get(tok, b"")
             if piece == b"":
                 piece = self._piece(tok)
-            last = False
+            end: str | None = None
+            if r.matcher is not None:
+                end = consume(r.matcher, tok, piece is None)
+                if end not in (None, "stop"):
+                    self._finish(r, None, GenerationError(f"constrained decoding failed: {end}"))
+                    continue
             if piece is not None:
                 r.produced += 1
-                last = r.produced >= r.max_tokens or len(r.slot.tokens) + 1 >= self.n_ctx
-                if not last:
+                if end is None and (r.produced >= r.max_tokens or len(r.slot.tokens) + 1 >= self.n_ctx):
+                    end = "length"
+                if end is None:
                     r.pending = tok
-            sampled.append((r, piece, last))
+            sampled.append((r, piece, end))
         return sampled
+
+    def _mask(self, in_flight: list[_Running]) -> None:
+        """Write each constrained request's mask into its row of logits (rows are in batch order, one each)."""
+        rows = sorted(r.row for r in in_flight)
+        logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits(self._ctx), shape=(len(rows), self._n_vocab))
+        if self._masks is None:
+            self._masks = MaskBatch(self._n_vocab, len(self._slots))
+        output = {row: i for i, row in enumerate(rows)}
+        self._masks.apply(
+            logits, [(r.matcher, output[r.row]) for r in in_flight if r.matcher is not None and not r.done]
+        )
 
     def _greedy_picks(self, in_flight: list[_Running]) -> dict[int, int]:
         """Batch row → its argmax token, for all rows at once when a greedy request is among them.
@@ -281,9 +306,9 @@ class BatchDecoder:
         logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits(self._ctx), shape=(len(rows), self._n_vocab))
         return dict(zip(rows, logits.argmax(axis=1).tolist(), strict=True))
 
-    def _deliver(self, sampled: list[tuple[_Running, bytes | None, bool]]) -> None:
+    def _deliver(self, sampled: list[tuple[_Running, bytes | None, str | None]]) -> None:
         """Hand each sampled token's text to its request and finish those that are done."""
-        for r, piece, last in sampled:
+        for r, piece, end in sampled:
             if r.done:  # cancelled since
                 continue
             if piece is None:
@@ -294,8 +319,8 @@ class BatchDecoder:
                 r.emit(Piece(shown))
             if r.text.stopped:  # its next token may be in flight: harmless, the slot's cache just holds it too
                 self._finish(r, "stop")
-            elif last:
-                self._finish(r, "length")
+            elif end is not None:
+                self._finish(r, end)
         if not self._running:
             self._sync()
 

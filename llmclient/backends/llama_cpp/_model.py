@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -25,6 +26,7 @@ import llama_cpp
 # isort: split
 from llmclient.backends import GenerateRequest
 from llmclient.backends.llama_cpp._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
+from llmclient.backends.llama_cpp._constrain import build_tokenizer
 from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._step import Emit, Prepared
@@ -104,6 +106,8 @@ class LlamaCppModel:
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._decoder.abort())
         llama_cpp.llama_set_abort_callback(self._ctx, self._abort_cb, None)
         self._metadata = self._model.metadata()
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
         self._formatter = self._chat_formatter(settings.chat_format)
 
     def _chat_formatter(self, name: str | None) -> Callable[..., Any]:
@@ -127,6 +131,15 @@ class LlamaCppModel:
             template=template, eos_token=token(self._model.token_eos()), bos_token=token(self._model.token_bos())
         )
         return formatter
+
+    def constraint_tokenizer(self) -> Any:
+        """llguidance's tokenizer for this model's vocabulary, built on first use (any thread; it only reads)."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                vocab, n_vocab = self._model.vocab, int(self._model.n_vocab())
+                eog = [t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+                self._tokenizer = build_tokenizer(vocab, n_vocab, eog)
+            return self._tokenizer
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text, add_bos=False))

@@ -27,6 +27,8 @@ class Prepared:
     max_tokens: int
     sampling: dict[str, Any]
     """Sampler settings (temperature, top_k, top_p, min_p, repeat_penalty, seed) that have a value."""
+    matcher: Any = None
+    """The llguidance matcher holding the answer to the request's constraint (None: free text)."""
 
 
 class StepModel(Protocol):

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -58,6 +59,8 @@ class Job:
     """When the decode thread began it (None while it waits)."""
     prepared: Prepared | None = None
     finished: bool = False
+    matcher: Any = None
+    """The llguidance matcher of a constrained request (made off the decode thread)."""
 
     def deliver(self, item: Piece | BaseException) -> None:
         """What the model reports, passed on; an error or a finish reason ends the job."""
@@ -176,7 +179,7 @@ class Worker:
                 continue
             try:
                 if job.prepared is None:
-                    job.prepared = model.prepare(job.request)
+                    job.prepared = replace(model.prepare(job.request), matcher=job.matcher)
                 started = model.start(job.prepared, job.deliver, job.cancel.is_set)
             except Exception as error:
                 waiting.popleft()

@@ -1,0 +1,242 @@
+"""Structured output on the real model: every constrained answer parses and validates against its schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+import anyio
+import jsonschema
+import pydantic
+import pytest
+
+from llmclient import (
+    Capabilities,
+    GenerationError,
+    IncompleteOutputError,
+    InvalidRequestError,
+    LlmClient,
+    SchemaError,
+    UnsupportedFeatureError,
+)
+from llmclient.structured import schema_for_type
+from llmclient.testing import FakeEngine
+
+pytestmark = pytest.mark.anyio
+
+#: Schemas of the shapes the issue names: nested objects, bounded arrays, enums, integer ranges, anyOf, recursive $ref.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "nested": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "country": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "maxLength": 20},
+                    "code": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                },
+                "required": ["name", "code"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    },
+    "bounded_array": {
+        "type": "object",
+        "properties": {
+            "colours": {"type": "array", "items": {"type": "string", "maxLength": 12}, "minItems": 2, "maxItems": 3}
+        },
+        "required": ["colours"],
+        "additionalProperties": False,
+    },
+    "enum_and_range": {
+        "type": "object",
+        "properties": {
+            "season": {"enum": ["spring", "summer", "autumn", "winter"]},
+            "month": {"type": "integer", "minimum": 1, "maximum": 12},
+        },
+        "required": ["season", "month"],
+        "additionalProperties": False,
+    },
+    "any_of": {
+        "type": "object",
+        "properties": {
+            "answer": {
+                "anyOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "string", "maxLength": 10}]
+            }
+        },
+        "required": ["answer"],
+        "additionalProperties": False,
+    },
+    "recursive": {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "maxLength": 12},
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2},
+                },
+                "required": ["name", "children"],
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/node",
+    },
+}
+PROMPTS = {
+    "nested": "Give the capital of France and its country as JSON.",
+    "bounded_array": "List some colours of the rainbow as JSON.",
+    "enum_and_range": "Which season and month is Christmas in, in Europe? Answer as JSON.",
+    "any_of": "How many legs does a spider have? Answer as JSON.",
+    "recursive": "JSON tree: root 'a' with children 'b' and 'c'; b and c have no children ([]).",
+}
+
+
+@pytest.fixture(scope="module")
+async def client(smollm2: Path) -> AsyncIterator[LlmClient]:
+    builder = LlmClient.llama_cpp().local(smollm2).ctx(2048).parallel(6).temperature(0.0)
+    async with await builder.init() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_every_constrained_answer_validates_against_its_schema_side_by_side_with_free_text(
+    client: LlmClient,
+) -> None:
+    results: dict[str, Any] = {}
+
+    async def ask(name: str) -> None:
+        results[name] = await client.chat(PROMPTS[name], schema=SCHEMAS[name], max_tokens=200)
+
+    async def free() -> None:
+        results["free"] = await client.chat(PROMPTS["nested"], max_tokens=40)
+
+    async with anyio.create_task_group() as tg:  # one batch: five constrained rows and one free one
+        for name in SCHEMAS:
+            tg.start_soon(ask, name)
+        tg.start_soon(free)
+    for name, schema in SCHEMAS.items():
+        result = results[name]
+        assert result.finish_reason == "stop", (name, result.text)
+        jsonschema.validate(result.parsed, schema)
+    alone = await client.chat(PROMPTS["nested"], max_tokens=40)
+    assert results["free"].text == alone.text, "an unconstrained request beside constrained ones is not masked"
+    assert results["free"].parsed is None
+
+
+class Weather(pydantic.BaseModel):
+    city: str = pydantic.Field(max_length=20)
+    temperature_c: int = pydantic.Field(ge=-50, le=60)
+    sky: Literal["sunny", "cloudy", "rainy"]
+
+
+@dataclasses.dataclass
+class Book:
+    title: str
+    year: int
+
+
+class Season(enum.Enum):
+    SPRING = "spring"
+    WINTER = "winter"
+
+
+class Pet(TypedDict):
+    name: str
+    legs: int
+
+
+async def test_types_come_back_as_themselves(client: LlmClient) -> None:
+    weather = (await client.chat("The weather in Paris today, as JSON.", schema=Weather, max_tokens=80)).parsed
+    assert isinstance(weather, Weather) and -50 <= weather.temperature_c <= 60
+    book = (await client.chat("A famous novel and its year, as JSON.", schema=Book, max_tokens=80)).parsed
+    assert isinstance(book, Book) and isinstance(book.year, int)
+    season = (await client.chat("Which season has snow?", schema=Season, max_tokens=10)).parsed
+    assert isinstance(season, Season)
+    pet = (await client.chat("A pet, as JSON.", schema=Pet, max_tokens=40)).parsed
+    assert set(pet) == {"name", "legs"} and isinstance(pet["legs"], int)
+    words = (await client.chat("Three fruits.", schema=list[str], max_tokens=40)).parsed
+    assert isinstance(words, list) and all(isinstance(w, str) for w in words)
+    assert schema_for_type(Book)["$defs"]["Book"]["required"] == ["title", "year"]
+
+
+async def test_openai_response_formats_regex_choices_and_grammar(client: LlmClient) -> None:
+    anything = await client.chat("A JSON object about cats.", response_format={"type": "json_object"}, max_tokens=60)
+    if anything.finish_reason == "stop":
+        assert isinstance(anything.parsed, dict)
+    else:  # an object without bounds may run on: then it says so instead of half-parsing
+        with pytest.raises(IncompleteOutputError):
+            _ = anything.parsed
+    spec = {"name": "pet", "schema": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 10}},
+                                      "required": ["name"], "additionalProperties": False}, "strict": True}  # fmt: skip
+    named = await client.chat("Name a pet, as JSON.", response_format={"type": "json_schema", "json_schema": spec})
+    assert set(named.parsed) == {"name"}
+    date = await client.chat("When did the Berlin wall fall? A date.", regex=r"\d{4}-\d{2}-\d{2}", max_tokens=20)
+    assert len(date.text) == 10 and date.text[:4].isdigit() and date.text[4] == "-" and date.text.isascii()
+    yes_no = await client.chat("Is water wet?", choices=["yes", "no"])
+    assert yes_no.parsed in ("yes", "no") and yes_no.finish_reason == "stop"
+    lark = await client.chat("Add two small numbers.", grammar='start: /[1-9]/ " + " /[1-9]/ " = " /[0-9]{1,2}/')
+    left, right = lark.text.split(" = ")
+    assert len(left.split(" + ")) == 2 and right.isdigit()
+
+
+async def test_a_stream_with_a_schema_streams_the_text_as_it_comes(client: LlmClient) -> None:
+    chunks = [c async for c in client.stream(PROMPTS["enum_and_range"], schema=SCHEMAS["enum_and_range"])]
+    assert len(chunks) > 3 and chunks[-1].finish_reason == "stop"
+    jsonschema.validate(__import__("json").loads("".join(c.text for c in chunks)), SCHEMAS["enum_and_range"])
+
+
+async def test_what_cannot_be_enforced_is_refused_before_any_token_naming_it(client: LlmClient) -> None:
+    unique = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
+    with pytest.raises(SchemaError, match="uniqueItems"):
+        await client.chat("numbers", schema=unique)
+    with pytest.raises(SchemaError, match="unclosed group"):
+        await client.chat("x", regex="(")
+    with pytest.raises(SchemaError, match="json_object"):
+        await client.chat("x", response_format={"type": "xml"})
+    with pytest.raises(InvalidRequestError, match="give one of"):
+        await client.chat("x", regex="a", choices=["a"])
+    assert issubclass(SchemaError, InvalidRequestError) and issubclass(SchemaError, ValueError)
+    fake = FakeEngine("[1, 2]")
+    async with LlmClient(fake) as plain:
+        with pytest.raises(UnsupportedFeatureError, match="structured output"):
+            await plain.chat("numbers", schema=list[int])
+    assert fake.requests == []
+
+
+async def test_an_answer_cut_by_max_tokens_says_incomplete_instead_of_half_parsing(client: LlmClient) -> None:
+    cut = await client.chat(PROMPTS["recursive"], schema=SCHEMAS["recursive"], max_tokens=5)
+    assert cut.finish_reason == "length"
+    with pytest.raises(IncompleteOutputError, match="max_tokens") as raised:
+        _ = cut.parsed
+    assert raised.value.text == cut.text
+
+
+async def test_a_rejected_token_fails_that_request_and_the_process_lives_on(
+    client: LlmClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmclient.backends.llama_cpp._constrain import MaskBatch
+
+    monkeypatch.setattr(MaskBatch, "apply", lambda self, logits, rows: None)  # as if the mask were not applied
+    with pytest.raises(GenerationError, match="the constraint rejected token"):
+        await client.chat("Say something long and free.", regex="[0-9]{3}")
+    monkeypatch.undo()
+    assert (await client.chat("Count.", regex="[0-9]{3}")).text.isdigit(), "the client still answers"
+
+
+async def test_a_fake_engine_that_claims_structured_output_gets_parsed_values() -> None:
+    engine = FakeEngine(['{"title": "Dune", ', '"year": 1965}'], capabilities=Capabilities(structured_output=True))
+    async with LlmClient(engine) as client:
+        book = (await client.chat("a book", schema=Book)).parsed
+    assert book == Book("Dune", 1965)
+    constraint = engine.requests[0].constraint
+    assert constraint is not None and constraint.json_schema == schema_for_type(Book)
