@@ -12,11 +12,14 @@ import pytest
 from llmclient import LlmClient, ModelCache
 from llmclient.backends.llama_cpp import LlamaCppEngine
 from llmclient.testing import SMOLLM2_FILENAME, LocalHub, smollm2_gguf
+from llmclient.testing.synthetic import TINY_LLAMA, write_synthetic_gguf
 
 if TYPE_CHECKING:
     from llmclient.backends.llama_cpp._model import LlamaCppModel
 
 REPO = "llmclient-test/SmolLM2-135M-Instruct-GGUF"
+VOCAB_262K = 262_144
+"""Gemma 3's vocabulary size: the synthetic model of `vocab_262k` has it."""
 GATED_REPO = "llmclient-test/gated-GGUF"
 TOKEN = "hf_localhub_test_token"
 
@@ -44,6 +47,13 @@ def hub_root(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
     gated.mkdir(parents=True)
     (gated / "tiny.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 64)
     return root
+
+
+@pytest.fixture(scope="session")
+def vocab_262k(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
+    """A two-layer llama with finite random weights and SmolLM2's tokenizer grown to 262,144 tokens."""
+    path = tmp_path_factory.mktemp("vocab") / "tiny-262k-Q4_0.gguf"
+    return write_synthetic_gguf(path, TINY_LLAMA, "Q4_0", fill="finite", tokenizer_from=smollm2, vocab_size=VOCAB_262K)
 
 
 @pytest.fixture

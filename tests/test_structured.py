@@ -240,3 +240,21 @@ async def test_a_fake_engine_that_claims_structured_output_gets_parsed_values() 
     assert book == Book("Dune", 1965)
     constraint = engine.requests[0].constraint
     assert constraint is not None and constraint.json_schema == schema_for_type(Book)
+
+
+async def test_on_a_262k_vocabulary_every_constrained_answer_validates_too(vocab_262k: Path) -> None:
+    """A model with random weights and Gemma 3's vocabulary size: whatever it prefers, the mask holds it to the
+    schema (and its 213k words beyond SmolLM2's are masked like the rest)."""
+    builder = LlmClient.llama_cpp().local(vocab_262k).ctx(1024).parallel(5).temperature(0.0).threads(1)
+    async with await builder.init() as model:
+        results: dict[str, Any] = {}
+
+        async def ask(name: str) -> None:
+            results[name] = await model.chat(PROMPTS[name], schema=SCHEMAS[name], max_tokens=300)
+
+        async with anyio.create_task_group() as tg:
+            for name in SCHEMAS:
+                tg.start_soon(ask, name)
+    for name, schema in SCHEMAS.items():
+        assert results[name].finish_reason == "stop", (name, results[name].text[:300])
+        jsonschema.validate(results[name].parsed, schema)

@@ -14,18 +14,10 @@ import llama_cpp
 import pytest
 
 from llmclient._native import import_numpy
-from llmclient.testing.synthetic import TINY_LLAMA, write_synthetic_gguf
 
 pytestmark = pytest.mark.slow
 
 N_VOCAB = 262_144
-
-
-@pytest.fixture(scope="session")
-def vocab_262k(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
-    """A two-layer llama with finite random weights and SmolLM2's tokenizer grown to 262,144 tokens."""
-    path = tmp_path_factory.mktemp("vocab") / "tiny-262k-Q4_0.gguf"
-    return write_synthetic_gguf(path, TINY_LLAMA, "Q4_0", fill="finite", tokenizer_from=smollm2, vocab_size=N_VOCAB)
 
 
 @pytest.fixture(scope="module")
