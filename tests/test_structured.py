@@ -258,3 +258,20 @@ async def test_on_a_262k_vocabulary_every_constrained_answer_validates_too(vocab
     for name, schema in SCHEMAS.items():
         assert results[name].finish_reason == "stop", (name, results[name].text[:300])
         jsonschema.validate(results[name].parsed, schema)
+
+
+@pytest.mark.parametrize("n_vocab", [49_152, 262_144, 1_000])
+@pytest.mark.parametrize("allowed_share", [0.00004, 0.01, 0.5, 0.999])
+def test_a_mask_blocks_exactly_the_tokens_it_does_not_allow(n_vocab: int, allowed_share: float) -> None:
+    import numpy
+
+    from llmclient.backends.llama_cpp._constrain import _mask_row
+
+    rng = numpy.random.default_rng(0)
+    allowed = rng.random(n_vocab) < allowed_share
+    padded = numpy.concatenate([allowed, numpy.zeros(-n_vocab % 32, dtype=bool)])
+    mask = numpy.packbits(padded, bitorder="little").view(numpy.int32).copy()
+    row = rng.random(n_vocab).astype(numpy.float32)
+    expected = numpy.where(allowed, row, -numpy.inf)
+    _mask_row(row, mask, n_vocab)
+    assert numpy.array_equal(row, expected)

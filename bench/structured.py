@@ -1,0 +1,205 @@
+"""Structured output: tokens/s with a JSON Schema enforced against the same requests free, and schema validity.
+
+Each (model, system, concurrency) runs in a fresh process per round, rounds interleaved; greedy, the same 8
+prompts asking for a JSON description of a city, and the same bounded schema for every constrained system:
+
+- `llmclient`: free text, `client.chat(prompt)`; `llmclient+schema`: `client.chat(prompt, schema=CITY)`
+  (llguidance masks in the batched step), at each `--levels` concurrency (`.parallel(n)`).
+- `llama_cpp`: llama-cpp-python's `create_chat_completion(...)` free; `llama_cpp+schema`: the same with
+  `response_format={"type": "json_object", "schema": CITY}` (llama.cpp's grammar sampler), one request at a
+  time (a `Llama` is not thread-safe), the same threads.
+
+Aggregate tokens/s = completion tokens of all requests / wall time from the first request to the last answer,
+after one warm-up request (which also builds llguidance's tokenizer: ~0.3 s at 49k tokens, ~1 s at 262k).
+"valid": answers that parse as JSON and validate against the schema.
+
+    python bench/structured.py [--models smollm2,262k] [--levels 1,8] [--rounds 3] [--tokens 160]
+
+`262k`: a synthetic model with Gemma 3's vocabulary size (SmolLM2's tokenizer grown to 262,144 tokens, random
+weights, `llmclient.testing.synthetic`), written once into the temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TAG = "STRUCTURED "
+CITIES = ("Paris", "Tokyo", "Cairo", "Lima", "Oslo", "Delhi", "Sydney", "Toronto")
+CITY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "country": {"type": "string", "maxLength": 20},
+        "continent": {"enum": ["Europe", "Asia", "Africa", "North America", "South America", "Oceania"]},
+        "population_millions": {"type": "integer", "minimum": 0, "maximum": 40},
+        "landmarks": {"type": "array", "items": {"type": "string", "maxLength": 24}, "minItems": 1, "maxItems": 3},
+        "coastal": {"type": "boolean"},
+    },
+    "required": ["name", "country", "continent", "population_millions", "landmarks", "coastal"],
+    "additionalProperties": False,
+}
+SYSTEMS = ("llmclient", "llmclient+schema", "llama_cpp", "llama_cpp+schema")
+
+
+def prompt(i: int) -> str:
+    return f"Describe {CITIES[i % len(CITIES)]} as a JSON object with its country, continent and landmarks."
+
+
+def valid(text: str) -> bool:
+    import jsonschema
+
+    try:
+        jsonschema.validate(json.loads(text), CITY)
+    except (ValueError, jsonschema.ValidationError):
+        return False
+    return True
+
+
+async def run_llmclient(model: str, level: int, constrained: bool, tokens: int, threads: int) -> dict[str, Any]:
+    from llmclient import LlmClient
+
+    builder = LlmClient.llama_cpp().local(model).ctx(1024).parallel(level).temperature(0.0).threads(threads)
+    async with await builder.init() as client:
+        options: dict[str, Any] = {"schema": CITY} if constrained else {}
+        await client.chat(prompt(99), max_tokens=8, **options)  # warm-up (and llguidance's tokenizer)
+        started = time.perf_counter()
+        results = await asyncio.gather(*(client.chat(prompt(i), max_tokens=tokens, **options) for i in range(8)))
+        wall = time.perf_counter() - started
+    produced = sum(r.usage.completion_tokens for r in results)
+    return {"tokens": produced, "wall_s": wall, "valid": sum(valid(r.text) for r in results), "n": len(results),
+            "finished": sum(r.finish_reason == "stop" for r in results)}  # fmt: skip
+
+
+def run_llama_cpp(model: str, constrained: bool, tokens: int, threads: int) -> dict[str, Any]:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=model, n_ctx=1024, n_threads=threads, verbose=False)
+    extra: dict[str, Any] = {"response_format": {"type": "json_object", "schema": CITY}} if constrained else {}
+
+    def ask(i: int, n: int) -> Any:
+        return llm.create_chat_completion([{"role": "user", "content": prompt(i)}], max_tokens=n, temperature=0.0,
+                                          **extra)  # fmt: skip
+
+    ask(99, 8)
+    started = time.perf_counter()
+    results = [ask(i, tokens) for i in range(8)]
+    wall = time.perf_counter() - started
+    texts = [r["choices"][0]["message"]["content"] or "" for r in results]
+    return {"tokens": sum(r["usage"]["completion_tokens"] for r in results), "wall_s": wall,
+            "valid": sum(valid(t) for t in texts), "n": len(texts),
+            "finished": sum(r["choices"][0]["finish_reason"] == "stop" for r in results)}  # fmt: skip
+
+
+def child(system: str, model: str, level: int, tokens: int, threads: int) -> None:
+    constrained = system.endswith("+schema")
+    if system.startswith("llmclient"):
+        result = asyncio.run(run_llmclient(model, level, constrained, tokens, threads))
+    else:
+        result = run_llama_cpp(model, constrained, tokens, threads)
+    print(TAG + json.dumps(result), flush=True)
+
+
+def model_path(name: str, folder: Path) -> Path:
+    from llmclient.testing import smollm2_gguf
+
+    if name == "smollm2":
+        return smollm2_gguf()
+    if name == "262k":
+        from llmclient.testing.synthetic import TINY_LLAMA, write_synthetic_gguf
+
+        path = folder / "tiny-262k-Q4_0.gguf"
+        if not path.exists():
+            write_synthetic_gguf(path, TINY_LLAMA, "Q4_0", fill="finite", tokenizer_from=smollm2_gguf(),
+                                 vocab_size=262_144)  # fmt: skip
+        return path
+    raise SystemExit(f"unknown model {name!r}: smollm2 or 262k")
+
+
+def run_one(system: str, model: Path, level: int, args: argparse.Namespace) -> dict[str, Any] | None:
+    command = [sys.executable, __file__, "--one", system, "--model", str(model), "--level", str(level),
+               "--tokens", str(args.tokens), "--threads", str(args.threads)]  # fmt: skip
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    for line in out.stdout.splitlines():
+        if line.startswith(TAG):
+            result: dict[str, Any] = json.loads(line[len(TAG) :])
+            return result
+    print(f"  {system}: no result: {out.stderr[-500:]}", file=sys.stderr)
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--models", default="smollm2,262k")
+    parser.add_argument("--levels", default="1,8", help="concurrent requests for llmclient (llama_cpp: always 1)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=160)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: the plan's)")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--level", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads is None:
+        from llmclient.hardware import detect
+        from llmclient.planner import threads_for
+
+        args.threads = threads_for(detect(), fully_offloaded=False)
+    if args.one:
+        child(args.one, args.model, args.level, args.tokens, args.threads)
+        return
+    systems = args.systems.split(",")
+    folder = Path(tempfile.gettempdir()) / "llmclient-bench-structured"
+    folder.mkdir(exist_ok=True)
+    cases = []
+    for name in args.models.split(","):
+        path = model_path(name, folder)
+        for system in systems:
+            levels = [int(x) for x in args.levels.split(",")] if system.startswith("llmclient") else [1]
+            cases += [(name, path, system, level) for level in levels]
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {(n, s, lv): [] for n, _, s, lv in cases}
+    started = time.perf_counter()
+    for i in range(args.rounds):
+        for name, path, system, level in cases[i % len(cases) :] + cases[: i % len(cases)]:  # rotate the order
+            result = run_one(system, path, level, args)
+            if result is not None:
+                runs[(name, system, level)].append(result)
+                rate = result["tokens"] / result["wall_s"]
+                print(f"round {i + 1} {name} {system} x{level}: {rate:.1f} tok/s, valid {result['valid']}/8",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    print(f"Machine: {os.cpu_count()} logical CPUs, {args.threads} threads for all; {args.rounds} rounds, "
+          f"{args.tokens} tokens max, 8 requests each; `python bench/structured.py {' '.join(sys.argv[1:])}` "
+          f"({(time.perf_counter() - started) / 60:.1f} min)\n")  # fmt: skip
+    print("| model | system | concurrent | tokens/s, median (min-max) | ratio to free | valid | finished |")
+    print("|---|---|---|---|---|---|---|")
+    for (name, system, level), results in runs.items():
+        if not results:
+            print(f"| {name} | {system} | {level} | n/a | | | |")
+            continue
+        rates = [r["tokens"] / r["wall_s"] for r in results]
+        free = runs.get((name, system.removesuffix("+schema"), level), [])
+        ratio = ""
+        if system.endswith("+schema") and free:
+            ratio = f"{statistics.median(rates) / statistics.median(r['tokens'] / r['wall_s'] for r in free):.2f}"
+        valid_n = sum(r["valid"] for r in results)
+        done = sum(r["finished"] for r in results)
+        total = sum(r["n"] for r in results)
+        print(f"| {name} | {system} | {level} | {statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f}) "
+              f"| {ratio} | {valid_n}/{total} | {done}/{total} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
