@@ -9,9 +9,13 @@ prompts asking for a JSON description of a city, and the same bounded schema for
   `response_format={"type": "json_object", "schema": CITY}` (llama.cpp's grammar sampler), one request at a
   time (a `Llama` is not thread-safe), the same threads.
 
-Aggregate tokens/s = completion tokens of all requests / wall time from the first request to the last answer,
-after one warm-up request (which also builds llguidance's tokenizer: ~0.3 s at 49k tokens, ~1 s at 262k).
-"valid": answers that parse as JSON and validate against the schema.
+Decode tokens/s = completion tokens of all requests / the time some request was decoding (the union of each
+request's first token → last token), after one warm-up request (which also builds llguidance's tokenizer: ~0.3 s
+at 49k tokens, ~1 s at 262k): a free answer runs to max_tokens and a constrained one stops at its closing brace,
+so whole-request rates would credit the longer answer with the same prompt reading. "wall": the 8 requests'
+wall time, first call to last answer. "valid": answers that parse as JSON and validate against the schema.
+`llmclient+schema-noff`: the same as `llmclient+schema` with `LLMCLIENT_JUMP_FORWARD=0`, each forced token
+decoded in a step of its own (the schema's keys, quotes and separators are 27 of a 46-token answer).
 
     python bench/structured.py [--models smollm2,262k] [--levels 1,8] [--rounds 3] [--tokens 160]
 
@@ -48,7 +52,7 @@ CITY: dict[str, Any] = {
     "required": ["name", "country", "continent", "population_millions", "landmarks", "coastal"],
     "additionalProperties": False,
 }
-SYSTEMS = ("llmclient", "llmclient+schema", "llama_cpp", "llama_cpp+schema")
+SYSTEMS = ("llmclient", "llmclient+schema", "llmclient+schema-noff", "llama_cpp", "llama_cpp+schema")
 
 
 def prompt(i: int) -> str:
@@ -65,6 +69,16 @@ def valid(text: str) -> bool:
     return True
 
 
+def union(intervals: list[tuple[float, float]]) -> float:
+    """The length of time covered by at least one of `intervals`."""
+    covered, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > end:
+            covered += b - max(a, end)
+            end = b
+    return covered
+
+
 async def run_llmclient(model: str, level: int, constrained: bool, tokens: int, threads: int) -> dict[str, Any]:
     from llmclient import LlmClient
 
@@ -72,12 +86,30 @@ async def run_llmclient(model: str, level: int, constrained: bool, tokens: int, 
     async with await builder.init() as client:
         options: dict[str, Any] = {"schema": CITY} if constrained else {}
         await client.chat(prompt(99), max_tokens=8, **options)  # warm-up (and llguidance's tokenizer)
-        started = time.perf_counter()
-        results = await asyncio.gather(*(client.chat(prompt(i), max_tokens=tokens, **options) for i in range(8)))
-        wall = time.perf_counter() - started
-    produced = sum(r.usage.completion_tokens for r in results)
-    return {"tokens": produced, "wall_s": wall, "valid": sum(valid(r.text) for r in results), "n": len(results),
-            "finished": sum(r.finish_reason == "stop" for r in results)}  # fmt: skip
+
+        async def ask(i: int) -> dict[str, Any]:
+            parts: list[str] = []
+            first = None
+            async for chunk in client.stream(prompt(i), max_tokens=tokens, **options):
+                if chunk.text and first is None:
+                    first = time.perf_counter()
+                parts.append(chunk.text)
+                last = chunk
+            end = time.perf_counter()
+            assert last.usage is not None
+            return {"text": "".join(parts), "tokens": last.usage.completion_tokens, "reason": last.finish_reason,
+                    "span": (first or end, end)}  # fmt: skip
+
+        began = time.perf_counter()
+        answers = await asyncio.gather(*(ask(i) for i in range(8)))
+        wall = time.perf_counter() - began
+    return summary(answers, wall)
+
+
+def summary(answers: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    return {"tokens": sum(a["tokens"] for a in answers), "decode_s": union([a["span"] for a in answers]),
+            "wall_s": wall, "valid": sum(valid(a["text"]) for a in answers), "n": len(answers),
+            "finished": sum(a["reason"] == "stop" for a in answers)}  # fmt: skip
 
 
 def run_llama_cpp(model: str, constrained: bool, tokens: int, threads: int) -> dict[str, Any]:
@@ -86,21 +118,32 @@ def run_llama_cpp(model: str, constrained: bool, tokens: int, threads: int) -> d
     llm = llama_cpp.Llama(model_path=model, n_ctx=1024, n_threads=threads, verbose=False)
     extra: dict[str, Any] = {"response_format": {"type": "json_object", "schema": CITY}} if constrained else {}
 
-    def ask(i: int, n: int) -> Any:
-        return llm.create_chat_completion([{"role": "user", "content": prompt(i)}], max_tokens=n, temperature=0.0,
-                                          **extra)  # fmt: skip
+    def ask(i: int, n: int) -> dict[str, Any]:
+        parts: list[str] = []
+        first, reason, count = None, None, 0
+        chunk: Any
+        for chunk in llm.create_chat_completion([{"role": "user", "content": prompt(i)}], max_tokens=n,
+                                                temperature=0.0, stream=True, **extra):  # fmt: skip
+            choice = chunk["choices"][0]
+            text = choice["delta"].get("content") or ""
+            if text:
+                first = first if first is not None else time.perf_counter()
+                parts.append(text)
+                count += 1  # a streamed chunk is one token
+            reason = choice.get("finish_reason") or reason
+        end = time.perf_counter()
+        return {"text": "".join(parts), "tokens": count, "reason": reason, "span": (first or end, end)}
 
     ask(99, 8)
-    started = time.perf_counter()
-    results = [ask(i, tokens) for i in range(8)]
-    wall = time.perf_counter() - started
-    texts = [r["choices"][0]["message"]["content"] or "" for r in results]
-    return {"tokens": sum(r["usage"]["completion_tokens"] for r in results), "wall_s": wall,
-            "valid": sum(valid(t) for t in texts), "n": len(texts),
-            "finished": sum(r["choices"][0]["finish_reason"] == "stop" for r in results)}  # fmt: skip
+    began = time.perf_counter()
+    answers = [ask(i, tokens) for i in range(8)]
+    return summary(answers, time.perf_counter() - began)
 
 
 def child(system: str, model: str, level: int, tokens: int, threads: int) -> None:
+    if system.endswith("-noff"):  # jump-forward off: forced tokens decoded one a step
+        os.environ["LLMCLIENT_JUMP_FORWARD"] = "0"
+        system = system.removesuffix("-noff")
     constrained = system.endswith("+schema")
     if system.startswith("llmclient"):
         result = asyncio.run(run_llmclient(model, level, constrained, tokens, threads))
@@ -177,28 +220,31 @@ def main() -> None:
             result = run_one(system, path, level, args)
             if result is not None:
                 runs[(name, system, level)].append(result)
-                rate = result["tokens"] / result["wall_s"]
+                rate = result["tokens"] / result["decode_s"]
                 print(f"round {i + 1} {name} {system} x{level}: {rate:.1f} tok/s, valid {result['valid']}/8",
                       file=sys.stderr, flush=True)  # fmt: skip
     print(f"Machine: {os.cpu_count()} logical CPUs, {args.threads} threads for all; {args.rounds} rounds, "
           f"{args.tokens} tokens max, 8 requests each; `python bench/structured.py {' '.join(sys.argv[1:])}` "
           f"({(time.perf_counter() - started) / 60:.1f} min)\n")  # fmt: skip
-    print("| model | system | concurrent | tokens/s, median (min-max) | ratio to free | valid | finished |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| model | system | concurrent | decode tok/s, median (min-max) | ratio to free | wall, s | valid | finished |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for (name, system, level), results in runs.items():
         if not results:
-            print(f"| {name} | {system} | {level} | n/a | | | |")
+            print(f"| {name} | {system} | {level} | n/a | | | | |")
             continue
-        rates = [r["tokens"] / r["wall_s"] for r in results]
-        free = runs.get((name, system.removesuffix("+schema"), level), [])
+        rates = [r["tokens"] / r["decode_s"] for r in results]
+        free = runs.get((name, system.split("+")[0], level), [])
         ratio = ""
-        if system.endswith("+schema") and free:
-            ratio = f"{statistics.median(rates) / statistics.median(r['tokens'] / r['wall_s'] for r in free):.2f}"
+        if "+schema" in system and free:
+            ratio = f"{statistics.median(rates) / statistics.median(r['tokens'] / r['decode_s'] for r in free):.2f}"
         valid_n = sum(r["valid"] for r in results)
         done = sum(r["finished"] for r in results)
         total = sum(r["n"] for r in results)
+        walls = statistics.median(r["wall_s"] for r in results)
         print(f"| {name} | {system} | {level} | {statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f}) "
-              f"| {ratio} | {valid_n}/{total} | {done}/{total} |")  # fmt: skip
+              f"| {ratio} | {walls:.2f} | {valid_n}/{total} | {done}/{total} |")  # fmt: skip
 
 
 if __name__ == "__main__":

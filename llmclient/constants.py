@@ -74,6 +74,19 @@ def overlap_steps() -> bool | None:
     return value == "1"
 
 
+#: Whether tokens a constraint (`schema=`, ...) leaves no choice about are decoded in one batch with the sampled
+#: one (1, the default) or one a step like any other (0). See `llmclient.backends.llama_cpp._batch`.
+JUMP_FORWARD_ENV = "LLMCLIENT_JUMP_FORWARD"
+
+
+def jump_forward() -> bool:
+    """`$LLMCLIENT_JUMP_FORWARD`: True unless it is 0 (read when a model loads)."""
+    value = os.environ.get(JUMP_FORWARD_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise InvalidSettingError(f"{JUMP_FORWARD_ENV}={value!r} must be 0 or 1; or unset it")
+    return value != "0"
+
+
 def memory_budget_gb() -> float | None:
     """`$LLMCLIENT_MEMORY_GB` as a number of GB, or None when unset."""
     value = os.environ.get(MEMORY_GB_ENV, "").strip()

@@ -275,3 +275,33 @@ def test_a_mask_blocks_exactly_the_tokens_it_does_not_allow(n_vocab: int, allowe
     expected = numpy.where(allowed, row, -numpy.inf)
     _mask_row(row, mask, n_vocab)
     assert numpy.array_equal(row, expected)
+
+
+async def test_forced_tokens_are_decoded_together_and_the_answer_is_the_same(
+    client: LlmClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jump-forward: where the schema leaves one continuation (`", "country": "`), those tokens go into one batch
+    with the sampled one, so the same answer takes fewer decodes."""
+    import llama_cpp
+
+    from tests.conftest import llama_model
+
+    decodes = 0
+    real = llama_cpp.llama_decode
+
+    def counted(ctx: Any, batch: Any) -> int:
+        nonlocal decodes
+        decodes += 1
+        return int(real(ctx, batch))
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", counted)
+    decoder = llama_model(client)._decoder
+    answers, steps = [], []
+    for together in (True, False):
+        decoder.jump_forward, decodes = together, 0
+        answers.append(await client.chat(PROMPTS["nested"], schema=SCHEMAS["nested"], max_tokens=200))
+        steps.append(decodes)
+    decoder.jump_forward = True
+    assert answers[0].text == answers[1].text
+    assert answers[0].usage.completion_tokens == answers[1].usage.completion_tokens
+    assert steps[0] < steps[1] - 10, f"decodes with jump-forward {steps[0]}, without {steps[1]}"

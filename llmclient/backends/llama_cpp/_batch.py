@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
 
 from llmclient.backends import Piece
 from llmclient.backends.llama_cpp._constrain import MaskBatch, consume
+from llmclient.backends.llama_cpp._running import Running, Slot, shared_prefix
 from llmclient.backends.llama_cpp._sampling import SamplerChain
 from llmclient.backends.llama_cpp._step import Emit, Prepared
 from llmclient.backends.llama_cpp._text import TextAssembler
@@ -40,46 +40,12 @@ __all__ = ["BATCH_INVARIANT_CHUNK", "BatchDecoder"]
 BATCH_INVARIANT_CHUNK = 48
 
 
-@dataclass(eq=False)
-class _Slot:
-    seq_id: int
-    tokens: list[int] = field(default_factory=list)
-    """The tokens whose keys and values this sequence holds in the cache, in order (positions 0..n-1)."""
-    busy: bool = False
-    last_used: int = 0
-
-
-@dataclass(eq=False)
-class _Running:
-    slot: _Slot
-    prompt: list[int]
-    max_tokens: int
-    reserved: int
-    chain: SamplerChain
-    text: TextAssembler
-    emit: Emit
-    cancelled: Callable[[], bool]
-    reused: int
-    fed: int
-    """Prompt tokens already in the cache."""
-    pending: int = -1
-    """The last sampled token, to be decoded next step (-1 while the prompt is still being read)."""
-    produced: int = 0
-    row: int = -1
-    """The batch row holding this request's logits in the current step (-1: none)."""
-    first_pos: int = 0
-    """Its first position in the current step's batch (where to cut the cache back to if the step fails)."""
-    done: bool = False
-    matcher: Any = None
-    """The request's llguidance matcher, if its answer is constrained."""
-
-
 class BatchDecoder:
     """The running requests of one llama.cpp context and the step that advances them all."""
 
     def __init__(self, lib: Any, ctx: Any, vocab: Any, *, n_vocab: int, n_batch: int, n_ctx: int,
                  kv_tokens: int, parallel: int, prefill_chunk: int, seed: int, invariant: bool,
-                 overlap: bool = False) -> None:  # fmt: skip
+                 overlap: bool = False, jump_forward: bool = True) -> None:  # fmt: skip
         self._lib, self._ctx, self._vocab = lib, ctx, vocab
         self._memory = lib.llama_get_memory(ctx)
         self._n_vocab, self._n_batch, self._seed = n_vocab, n_batch, seed
@@ -90,8 +56,8 @@ class BatchDecoder:
         self.invariant = invariant
         """Keep each request's arithmetic the same whatever runs beside it (see `BATCH_INVARIANT_CHUNK`)."""
         self._prefill_turn = False
-        self._slots = [_Slot(i) for i in range(parallel)]
-        self._running: list[_Running] = []
+        self._slots = [Slot(i) for i in range(parallel)]
+        self._running: list[Running] = []
         self._clock = 0
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
         b = self._batch  # the arrays never move: look the fields up once
@@ -112,9 +78,11 @@ class BatchDecoder:
         """Deliver a step's tokens while the next batch is computed (a GPU's `llama_decode` returns before it is
         done): the Python side of each step then costs no GPU time. On the CPU the decode itself computes, so the
         tokens are delivered first, as soon as they exist."""
-        self._in_flight: list[_Running] = []
+        self._in_flight: list[Running] = []
         """The requests with a row in the batch being computed."""
         self._masks: MaskBatch | None = None
+        self.jump_forward = jump_forward
+        """Decode the tokens a constraint forces in one batch with the sampled one (`_forced`)."""
 
     @property
     def active(self) -> int:
@@ -141,7 +109,7 @@ class BatchDecoder:
             return False
         prompt = prepared.tokens
         # the longest cached prefix; else an empty slot; else the one unused longest
-        slot = max(free, key=lambda s: (_common(s.tokens, prompt), not s.tokens, -s.last_used))
+        slot = max(free, key=lambda s: (shared_prefix(s.tokens, prompt), not s.tokens, -s.last_used))
         reserved = min(len(prompt) + prepared.max_tokens, self.n_ctx)
         taken = sum(r.reserved for r in self._running)
         idle = sorted((s for s in free if s is not slot and s.tokens), key=lambda s: s.last_used)
@@ -153,10 +121,10 @@ class BatchDecoder:
                 break
             held -= len(other.tokens)
             self._forget(other, 0)
-        common = min(_common(slot.tokens, prompt), len(prompt) - 1)
+        common = min(shared_prefix(slot.tokens, prompt), len(prompt) - 1)
         self._forget(slot, common)
         common = len(slot.tokens)
-        running = _Running(
+        running = Running(
             slot, prompt, prepared.max_tokens, reserved, SamplerChain(self._n_vocab, prepared.sampling, self._seed),
             TextAssembler(prepared.stops), emit, cancelled, reused=common, fed=common, matcher=prepared.matcher,
         )  # fmt: skip
@@ -201,13 +169,22 @@ class BatchDecoder:
             else:
                 joining = []
         n = 0
+        # forced tokens ride along, as many as keep the batch to the sizes whose rows compute alike
+        extra = (BATCH_INVARIANT_CHUNK if self.invariant else self._n_batch // 2) - len(generating)
+        took: list[tuple[Running, int]] = []
         for r in generating:
-            token[n], pos[n], nseq[n], logits[n] = r.pending, r.first_pos, 1, True
-            seq[n][0] = r.slot.seq_id
-            r.row = n
-            n += 1
+            forced = r.forced[: max(0, extra)]
+            extra -= len(forced)
+            for k, t in enumerate((r.pending, *forced)):
+                token[n], pos[n], nseq[n], logits[n] = t, r.first_pos + k, 1, False
+                seq[n][0] = r.slot.seq_id
+                n += 1
+            if len(forced) == len(r.forced):  # all of it: the next token is sampled from its last row
+                logits[n - 1] = True
+                r.row = n - 1
+            took.append((r, len(forced)))
         room = min(self._n_batch - n, self.prefill_chunk if generating or self.invariant else self._n_batch)
-        fed: list[tuple[_Running, int]] = []
+        fed: list[tuple[Running, int]] = []
         for r in joining[:1] if self.invariant else joining:  # one prompt per batch: its chunks never vary
             if room <= 0:
                 break
@@ -232,12 +209,14 @@ class BatchDecoder:
         for r, take in fed:
             r.slot.tokens.extend(r.prompt[r.fed : r.fed + take])
             r.fed += take
-        for r in generating:
+        for r, k in took:
             r.slot.tokens.append(r.pending)
-            r.pending = -1
+            r.slot.tokens.extend(r.forced[:k])
+            rest = r.forced[k:]  # what did not fit waits for the next step
+            r.pending, r.forced = (rest[0], rest[1:]) if rest else (-1, [])
         self._in_flight = [r for r in self._running if r.row >= 0]
 
-    def _collect(self) -> list[tuple[_Running, bytes | None, str | None]]:
+    def _collect(self) -> list[tuple[Running, bytes | None, str | None]]:
         """Wait for the batch in flight and sample each of its requests' next token: (request, the token's text or
         None at the end of generation, and the finish reason if it is the last: `length` where max_tokens or the
         context end it, `stop` where it completes the request's constraint).
@@ -252,7 +231,7 @@ class BatchDecoder:
         if any(r.matcher is not None and not r.done for r in in_flight):
             self._mask(in_flight)  # before anything, the greedy argmax included, reads the logits
         picks = self._greedy_picks(in_flight)
-        sampled: list[tuple[_Running, bytes | None, str | None]] = []
+        sampled: list[tuple[Running, bytes | None, str | None]] = []
         for r in in_flight:
             if r.done:  # finished while the batch was computed (a stop sequence): its row is not needed
                 continue
@@ -272,6 +251,11 @@ class BatchDecoder:
                     continue
             if piece is not None:
                 r.produced += 1
+                if end is None and r.matcher is not None and self.jump_forward:
+                    forced, text = self._forced(r)
+                    piece += text
+                    end = "stop" if forced and r.matcher.is_stopped() else None
+                    r.forced = forced if end is None else []
                 if end is None and (r.produced >= r.max_tokens or len(r.slot.tokens) + 1 >= self.n_ctx):
                     end = "length"
                 if end is None:
@@ -279,7 +263,19 @@ class BatchDecoder:
             sampled.append((r, piece, end))
         return sampled
 
-    def _mask(self, in_flight: list[_Running]) -> None:
+    def _forced(self, r: Running) -> tuple[list[int], bytes]:
+        """The tokens `r`'s constraint allows no alternative to now, fed to its matcher, with their text (jump-
+        forward: `{"name": "` costs one step, not five); none across an end of generation or past the budget."""
+        assert r.matcher is not None
+        room = min(r.max_tokens - r.produced, self.n_ctx - len(r.slot.tokens) - 2)
+        forced = r.matcher.compute_ff_tokens()[: max(0, room)]
+        pieces = [self._pieces.get(t, b"") or self._piece(t) for t in forced]
+        if not forced or any(p is None for p in pieces) or not r.matcher.consume_tokens(forced):
+            return [], b""
+        r.produced += len(forced)
+        return forced, b"".join(p for p in pieces if p is not None)
+
+    def _mask(self, in_flight: list[Running]) -> None:
         """Write each constrained request's mask into its row of logits (rows are in batch order, one each)."""
         rows = sorted(r.row for r in in_flight)
         logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits(self._ctx), shape=(len(rows), self._n_vocab))
@@ -290,7 +286,7 @@ class BatchDecoder:
             logits, [(r.matcher, output[r.row]) for r in in_flight if r.matcher is not None and not r.done]
         )
 
-    def _greedy_picks(self, in_flight: list[_Running]) -> dict[int, int]:
+    def _greedy_picks(self, in_flight: list[Running]) -> dict[int, int]:
         """Batch row → its argmax token, for all rows at once when a greedy request is among them.
 
         `llama_sampler_sample` would copy the whole vocabulary into a candidate array per request (~0.1-0.4 ms for a
@@ -306,7 +302,7 @@ class BatchDecoder:
         logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits(self._ctx), shape=(len(rows), self._n_vocab))
         return dict(zip(rows, logits.argmax(axis=1).tolist(), strict=True))
 
-    def _deliver(self, sampled: list[tuple[_Running, bytes | None, str | None]]) -> None:
+    def _deliver(self, sampled: list[tuple[Running, bytes | None, str | None]]) -> None:
         """Hand each sampled token's text to its request and finish those that are done."""
         for r, piece, end in sampled:
             if r.done:  # cancelled since
@@ -358,7 +354,7 @@ class BatchDecoder:
 
     # --- leaving ----------------------------------------------------------------------------------
 
-    def _finish(self, r: _Running, reason: str | None, error: BaseException | None = None) -> None:
+    def _finish(self, r: Running, reason: str | None, error: BaseException | None = None) -> None:
         self._running.remove(r)
         r.done = True
         r.chain.close()
@@ -371,7 +367,7 @@ class BatchDecoder:
         tail = r.text.finish() if reason != "cancelled" else ""
         r.emit(Piece(tail, reason, Usage(len(r.prompt), r.produced, r.reused)))
 
-    def _forget(self, slot: _Slot, position: int) -> None:
+    def _forget(self, slot: Slot, position: int) -> None:
         """Drop `slot`'s cache from `position` on (all of it if llama.cpp cannot cut there, e.g. a SWA cache)."""
         if position >= len(slot.tokens):
             return
@@ -387,12 +383,3 @@ class BatchDecoder:
         for r in list(self._running):
             self._finish(r, "cancelled")
         self._lib.llama_batch_free(self._batch)
-
-
-def _common(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -30,7 +30,7 @@ from llmclient.backends.llama_cpp._constrain import build_tokenizer
 from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._step import Emit, Prepared
-from llmclient.constants import overlap_steps
+from llmclient.constants import jump_forward, overlap_steps
 from llmclient.errors import ContextOverflowError, InvalidRequestError, InvalidSettingError
 
 __all__ = ["LlamaCppModel"]
@@ -100,7 +100,7 @@ class LlamaCppModel:
             llama_cpp, self._ctx, self._model.vocab, n_vocab=int(self._model.n_vocab()), n_batch=int(params.n_batch),
             n_ctx=settings.n_ctx, kv_tokens=int(llama_cpp.llama_n_ctx(self._ctx)), parallel=parallel,
             prefill_chunk=min(chunk, BATCH_INVARIANT_CHUNK) if invariant else chunk, seed=settings.seed,
-            invariant=invariant, overlap=_overlaps(settings),
+            invariant=invariant, overlap=_overlaps(settings), jump_forward=jump_forward(),
         )  # fmt: skip
         # llama.cpp polls this while it computes a batch: a cancelled long prompt stops mid-way
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._decoder.abort())
