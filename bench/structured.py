@@ -9,15 +9,16 @@ prompts asking for a JSON description of a city, and the same bounded schema for
   `response_format={"type": "json_object", "schema": CITY}` (llama.cpp's grammar sampler), one request at a
   time (a `Llama` is not thread-safe), the same threads.
 
-Decode tokens/s = completion tokens of all requests / the time some request was decoding (the union of each
-request's first token → last token), after one warm-up request (which also builds llguidance's tokenizer: ~0.3 s
-at 49k tokens, ~1 s at 262k): a free answer runs to max_tokens and a constrained one stops at its closing brace,
-so whole-request rates would credit the longer answer with the same prompt reading. "wall": the 8 requests'
-wall time, first call to last answer. "valid": answers that parse as JSON and validate against the schema.
+The same output length for both: a constrained answer stops at its closing brace and a free one would run on to
+max_tokens, so each free request gets as its max_tokens the length of the constrained answer to the same prompt
+(measured once per model and concurrency, before the rounds). Then tokens/s = completion tokens of all requests /
+their wall time (first call to last answer), the same prompts read and the same number of tokens written, after
+one warm-up request (which also builds llguidance's tokenizer: ~0.3 s at 49k tokens, ~1 s at 262k). "valid":
+answers that parse as JSON and validate against the schema. max(8, concurrency) requests per run.
 `llmclient+schema-noff`: the same as `llmclient+schema` with `LLMCLIENT_JUMP_FORWARD=0`, each forced token
 decoded in a step of its own (the schema's keys, quotes and separators are 27 of a 46-token answer).
 
-    python bench/structured.py [--models smollm2,262k] [--levels 1,8] [--rounds 3] [--tokens 160]
+    python bench/structured.py [--models smollm2,262k,PATH] [--levels 1,8] [--rounds 3] [--tokens 160]
 
 `262k`: a synthetic model with Gemma 3's vocabulary size (SmolLM2's tokenizer grown to 262,144 tokens, random
 weights, `llmclient.testing.synthetic`), written once into the temp folder.
@@ -79,7 +80,7 @@ def union(intervals: list[tuple[float, float]]) -> float:
     return covered
 
 
-async def run_llmclient(model: str, level: int, constrained: bool, tokens: int, threads: int) -> dict[str, Any]:
+async def run_llmclient(model: str, level: int, constrained: bool, budgets: list[int], threads: int) -> dict[str, Any]:
     from llmclient import LlmClient
 
     builder = LlmClient.llama_cpp().local(model).ctx(1024).parallel(level).temperature(0.0).threads(threads)
@@ -90,7 +91,7 @@ async def run_llmclient(model: str, level: int, constrained: bool, tokens: int, 
         async def ask(i: int) -> dict[str, Any]:
             parts: list[str] = []
             first = None
-            async for chunk in client.stream(prompt(i), max_tokens=tokens, **options):
+            async for chunk in client.stream(prompt(i), max_tokens=budgets[i], **options):
                 if chunk.text and first is None:
                     first = time.perf_counter()
                 parts.append(chunk.text)
@@ -101,18 +102,19 @@ async def run_llmclient(model: str, level: int, constrained: bool, tokens: int, 
                     "span": (first or end, end)}  # fmt: skip
 
         began = time.perf_counter()
-        answers = await asyncio.gather(*(ask(i) for i in range(8)))
+        answers = await asyncio.gather(*(ask(i) for i in range(len(budgets))))
         wall = time.perf_counter() - began
     return summary(answers, wall)
 
 
 def summary(answers: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     return {"tokens": sum(a["tokens"] for a in answers), "decode_s": union([a["span"] for a in answers]),
+            "lengths": [a["tokens"] for a in answers],
             "wall_s": wall, "valid": sum(valid(a["text"]) for a in answers), "n": len(answers),
             "finished": sum(a["reason"] == "stop" for a in answers)}  # fmt: skip
 
 
-def run_llama_cpp(model: str, constrained: bool, tokens: int, threads: int) -> dict[str, Any]:
+def run_llama_cpp(model: str, constrained: bool, budgets: list[int], threads: int) -> dict[str, Any]:
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=model, n_ctx=1024, n_threads=threads, verbose=False)
@@ -136,25 +138,27 @@ def run_llama_cpp(model: str, constrained: bool, tokens: int, threads: int) -> d
 
     ask(99, 8)
     began = time.perf_counter()
-    answers = [ask(i, tokens) for i in range(8)]
+    answers = [ask(i, n) for i, n in enumerate(budgets)]
     return summary(answers, time.perf_counter() - began)
 
 
-def child(system: str, model: str, level: int, tokens: int, threads: int) -> None:
+def child(system: str, model: str, level: int, budgets: list[int], threads: int) -> None:
     if system.endswith("-noff"):  # jump-forward off: forced tokens decoded one a step
         os.environ["LLMCLIENT_JUMP_FORWARD"] = "0"
         system = system.removesuffix("-noff")
     constrained = system.endswith("+schema")
     if system.startswith("llmclient"):
-        result = asyncio.run(run_llmclient(model, level, constrained, tokens, threads))
+        result = asyncio.run(run_llmclient(model, level, constrained, budgets, threads))
     else:
-        result = run_llama_cpp(model, constrained, tokens, threads)
+        result = run_llama_cpp(model, constrained, budgets, threads)
     print(TAG + json.dumps(result), flush=True)
 
 
 def model_path(name: str, folder: Path) -> Path:
     from llmclient.testing import smollm2_gguf
 
+    if Path(name).is_file():  # a GGUF of your own (e.g. where PyPI cannot be reached)
+        return Path(name)
     if name == "smollm2":
         return smollm2_gguf()
     if name == "262k":
@@ -168,9 +172,11 @@ def model_path(name: str, folder: Path) -> Path:
     raise SystemExit(f"unknown model {name!r}: smollm2 or 262k")
 
 
-def run_one(system: str, model: Path, level: int, args: argparse.Namespace) -> dict[str, Any] | None:
+def run_one(
+    system: str, model: Path, level: int, budgets: list[int], args: argparse.Namespace
+) -> dict[str, Any] | None:
     command = [sys.executable, __file__, "--one", system, "--model", str(model), "--level", str(level),
-               "--tokens", str(args.tokens), "--threads", str(args.threads)]  # fmt: skip
+               "--budgets", json.dumps(budgets), "--threads", str(args.threads)]  # fmt: skip
     try:
         out = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -195,6 +201,7 @@ def main() -> None:
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--level", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--budgets", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads is None:
         from llmclient.hardware import detect
@@ -202,7 +209,7 @@ def main() -> None:
 
         args.threads = threads_for(detect(), fully_offloaded=False)
     if args.one:
-        child(args.one, args.model, args.level, args.tokens, args.threads)
+        child(args.one, args.model, args.level, json.loads(args.budgets), args.threads)
         return
     systems = args.systems.split(",")
     folder = Path(tempfile.gettempdir()) / "llmclient-bench-structured"
@@ -215,36 +222,46 @@ def main() -> None:
             cases += [(name, path, system, level) for level in levels]
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {(n, s, lv): [] for n, _, s, lv in cases}
     started = time.perf_counter()
+    lengths: dict[tuple[str, int], list[int]] = {}  # the constrained answers' lengths, for the free requests
+    for name, path, _, level in cases:
+        if (name, level) not in lengths:
+            calibrated = run_one("llmclient+schema", path, level, [args.tokens] * max(8, level), args)
+            assert calibrated is not None, f"the constrained calibration run failed on {name}"
+            lengths[(name, level)] = calibrated["lengths"]
     for i in range(args.rounds):
         for name, path, system, level in cases[i % len(cases) :] + cases[: i % len(cases)]:  # rotate the order
-            result = run_one(system, path, level, args)
+            free = "+schema" not in system
+            budgets = lengths.get((name, level), lengths.get((name, 1), [])) if free else [args.tokens] * max(8, level)
+            if free and system.startswith("llama_cpp"):  # one at a time: the lengths of the one-at-a-time answers
+                budgets = lengths.get((name, 1), budgets)
+            result = run_one(system, path, level, budgets, args)
             if result is not None:
                 runs[(name, system, level)].append(result)
-                rate = result["tokens"] / result["decode_s"]
-                print(f"round {i + 1} {name} {system} x{level}: {rate:.1f} tok/s, valid {result['valid']}/8",
+                rate = result["tokens"] / result["wall_s"]
+                ok = f"{result['valid']}/{result['n']}"
+                print(f"round {i + 1} {name} {system} x{level}: {rate:.1f} tok/s, valid {ok}",
                       file=sys.stderr, flush=True)  # fmt: skip
-    print(f"Machine: {os.cpu_count()} logical CPUs, {args.threads} threads for all; {args.rounds} rounds, "
-          f"{args.tokens} tokens max, 8 requests each; `python bench/structured.py {' '.join(sys.argv[1:])}` "
-          f"({(time.perf_counter() - started) / 60:.1f} min)\n")  # fmt: skip
-    print(
-        "| model | system | concurrent | decode tok/s, median (min-max) | ratio to free | wall, s | valid | finished |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    command = f"python bench/structured.py {' '.join(sys.argv[1:])}"
+    print(f"Machine: {os.cpu_count()} logical CPUs, {args.threads} threads for all; {args.rounds} rounds; constrained "
+          f"answers up to {args.tokens} tokens, free ones as long as those; max(8, concurrency) requests; "
+          f"`{command}` ({(time.perf_counter() - started) / 60:.1f} min)\n")  # fmt: skip
+    print("| model | system | at once | tokens/s, median (min-max) | to free | tokens | wall, s | valid | finished |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (name, system, level), results in runs.items():
         if not results:
-            print(f"| {name} | {system} | {level} | n/a | | | | |")
+            print(f"| {name} | {system} | {level} | n/a | | | | | |")
             continue
-        rates = [r["tokens"] / r["decode_s"] for r in results]
-        free = runs.get((name, system.split("+")[0], level), [])
+        rates = [r["tokens"] / r["wall_s"] for r in results]
+        baseline: list[dict[str, Any]] = runs.get((name, system.split("+")[0], level)) or []
         ratio = ""
-        if "+schema" in system and free:
-            ratio = f"{statistics.median(rates) / statistics.median(r['tokens'] / r['decode_s'] for r in free):.2f}"
+        if "+schema" in system and baseline:
+            ratio = f"{statistics.median(rates) / statistics.median([b['tokens'] / b['wall_s'] for b in baseline]):.2f}"
         valid_n = sum(r["valid"] for r in results)
         done = sum(r["finished"] for r in results)
         total = sum(r["n"] for r in results)
-        walls = statistics.median(r["wall_s"] for r in results)
+        walls = statistics.median([r["wall_s"] for r in results])
         print(f"| {name} | {system} | {level} | {statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f}) "
-              f"| {ratio} | {walls:.2f} | {valid_n}/{total} | {done}/{total} |")  # fmt: skip
+              f"| {ratio} | {results[0]['tokens']} | {walls:.2f} | {valid_n}/{total} | {done}/{total} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -228,9 +228,18 @@ class BatchDecoder:
         if not in_flight:
             return []
         self._lib.llama_synchronize(self._ctx)
-        if any(r.matcher is not None and not r.done for r in in_flight):
-            self._mask(in_flight)  # before anything, the greedy argmax included, reads the logits
         picks = self._greedy_picks(in_flight)
+        # a greedy row whose argmax its matcher accepts needs no mask (masked, its argmax is the same token); the
+        # others, and every sampled constrained row, are masked before anything reads them
+        masked = [
+            r
+            for r in in_flight
+            if r.matcher is not None
+            and not r.done
+            and (not r.chain.greedy or not r.matcher.validate_tokens([picks[r.row]]))
+        ]
+        if masked:
+            picks.update(self._mask(in_flight, masked))
         sampled: list[tuple[Running, bytes | None, str | None]] = []
         for r in in_flight:
             if r.done:  # finished while the batch was computed (a stop sequence): its row is not needed
@@ -275,16 +284,16 @@ class BatchDecoder:
         r.produced += len(forced)
         return forced, b"".join(p for p in pieces if p is not None)
 
-    def _mask(self, in_flight: list[Running]) -> None:
-        """Write each constrained request's mask into its row of logits (rows are in batch order, one each)."""
+    def _mask(self, in_flight: list[Running], masked: list[Running]) -> dict[int, int]:
+        """Write each of `masked`'s mask into its row of logits (rows are in batch order, one each); the greedy
+        ones' picks from their masked rows."""
         rows = sorted(r.row for r in in_flight)
         logits = numpy.ctypeslib.as_array(self._lib.llama_get_logits(self._ctx), shape=(len(rows), self._n_vocab))
         if self._masks is None:
             self._masks = MaskBatch(self._n_vocab, len(self._slots))
         output = {row: i for i, row in enumerate(rows)}
-        self._masks.apply(
-            logits, [(r.matcher, output[r.row]) for r in in_flight if r.matcher is not None and not r.done]
-        )
+        self._masks.apply(logits, [(r.matcher, output[r.row]) for r in masked])
+        return {r.row: int(logits[output[r.row]].argmax()) for r in masked if r.chain.greedy}
 
     def _greedy_picks(self, in_flight: list[Running]) -> dict[int, int]:
         """Batch row → its argmax token, for all rows at once when a greedy request is among them.

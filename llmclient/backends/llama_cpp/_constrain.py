@@ -1,14 +1,17 @@
 """Holding sampled tokens to a constraint inside the batched step (llguidance, one matcher per request).
 
-After a batch is decoded, the masks of every constrained request in it are computed in one call (in Rust, GIL
-released) and each is written into that request's row of logits, in place, before anything samples: llama.cpp's
-sampler chain and the greedy argmax both read the masked row, and an unconstrained row is never touched. The
+After a batch is decoded, a greedy constrained request's argmax is offered to its matcher first: accepted, it is
+the masked argmax too, and no mask is needed. For the others the masks are computed (in Rust, GIL released; on
+many cores several at once) and each is written into that request's row of logits, in place, before anything
+samples: llama.cpp's sampler chain and the greedy argmax both read the masked row, and an unconstrained row is
+never touched. The
 sampled token is then fed to the request's matcher; a token the matcher rejects fails that request with an error
 (it never aborts the process, as llama.cpp's own grammar sampler can).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from typing import Any
@@ -45,10 +48,14 @@ class MaskBatch:
 
         if len(constrained) > self._masks.shape[0]:
             self._masks = numpy.full((len(constrained), self._masks.shape[1]), -1, dtype=numpy.int32)
-        if self._executor is None:
-            self._executor = llguidance.LLExecutor()
-        pairs = [(matcher, i) for i, (matcher, _) in enumerate(constrained)]
-        llguidance.numpy.fill_next_token_bitmask_par(self._executor, pairs, self._masks)
+        if len(constrained) >= 4 and (os.cpu_count() or 1) >= 8:  # many masks, spare cores: in parallel
+            if self._executor is None:
+                self._executor = llguidance.LLExecutor()
+            pairs = [(matcher, i) for i, (matcher, _) in enumerate(constrained)]
+            llguidance.numpy.fill_next_token_bitmask_par(self._executor, pairs, self._masks)
+        else:  # a thread hand-off would cost more, and on a small CPU meet the compute team still spinning
+            for i, (matcher, _) in enumerate(constrained):
+                llguidance.numpy.fill_next_token_bitmask(matcher, self._masks, i)
         for i, (_, row) in enumerate(constrained):
             _mask_row(logits[row], self._masks[i], self._n_vocab)
 
