@@ -140,8 +140,14 @@ class LlmClient:
         self._in_flight += 1
         pieces = self.engine.generate(request)
         try:
+            if timeout is None:  # no deadline scope per piece: a stream's tokens cost the loop as little as may be
+                async for piece in pieces:
+                    yield piece, time.perf_counter()
+                    if piece.finish_reason is not None:
+                        return
+                raise ClientClosedError("the engine stopped without finishing the request")
             while True:
-                with anyio.fail_after(None if timeout is None else max(0.0, deadline - time.monotonic())):
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                     try:
                         piece = await pieces.__anext__()
                     except StopAsyncIteration:
