@@ -56,6 +56,7 @@ from llmclient.types import (
     Usage,
     VerifyReport,
 )
+from llmclient.workflows import Decision
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,7 @@ __all__ = [
     "ClientClosedError",
     "ContextOverflowError",
     "detect",
+    "Decision",
     "Device",
     "DownloadError",
     "Engine",

@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -39,6 +40,7 @@ from llmclient.errors import (
 from llmclient.sampling import Sampling, SamplingOptions
 from llmclient.structured import ConstraintOptions, constraint_from
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
+from llmclient.workflows import Decision, Workflows
 
 __all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
 
@@ -51,7 +53,7 @@ class RequestOptions(SamplingOptions, ConstraintOptions, total=False):
     one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`)."""
 
 
-class LlmClient:
+class LlmClient(Workflows):
     """A model ready to answer, over any engine: `await LlmClient.llama_cpp().smollm2_135m_instruct().init()`, or
     `LlmClient(engine)` for an engine of your own (see `llmclient.backends.Engine`)."""
 
@@ -185,9 +187,20 @@ class LlmClient:
         """Continue raw `prompt` text (no chat template); the same options as `chat`."""
         return await self._run(self._request(None, prompt, None, options), timeout)
 
-    async def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> str:
-        """The answer's text alone: `await client.ask("What is Rust?")`."""
-        return (await self.chat(question, timeout=timeout, **options)).text
+    async def ask(
+        self,
+        question: str,
+        *,
+        system: str | None = None,
+        context: str | None = None,
+        timeout: float | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> str:
+        """The answer's text alone: `await client.ask("What is Rust?")`; `system` replaces the client's system
+        prompt for this question, `context` is text the question is about (put before it)."""
+        content = f"Context:\n{context}\n\n{question}" if context else question
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system is not None else []
+        return (await self.chat([*messages, {"role": "user", "content": content}], timeout=timeout, **options)).text
 
     async def stream(
         self,
@@ -279,6 +292,7 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         self._portal, self._portal_cm, self.client = portal, portal_cm, client
         self.plan = client.plan
         self._closed = False
+        self._reasoning = threading.local()
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> SyncLlmClient:
@@ -300,9 +314,44 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         """`LlmClient.complete`, blocking."""
         return self._portal.call(lambda: self.client.complete(prompt, timeout=timeout, **options))
 
-    def ask(self, question: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> str:
+    def ask(self, question: str, *, system: str | None = None, context: str | None = None, **options: Any) -> str:
         """`LlmClient.ask`, blocking: the answer's text."""
-        return self._portal.call(lambda: self.client.ask(question, timeout=timeout, **options))
+        return self._portal.call(lambda: self.client.ask(question, system=system, context=context, **options))
+
+    def _typed(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A typed-answer method of the async client, blocking; its reasoning kept for this thread."""
+
+        async def call() -> tuple[Any, str | None]:
+            value = await getattr(self.client, method)(*args, **kwargs)
+            return value, self.client.last_reasoning  # read in the task that made it
+
+        value, self._reasoning.text = self._portal.call(call)
+        return value
+
+    @property
+    def last_reasoning(self) -> str | None:
+        """The reasoning of this thread's last call with `reason=True`."""
+        return getattr(self._reasoning, "text", None)
+
+    def boolean(self, question: str, **kwargs: Any) -> bool | None:
+        """`LlmClient.boolean`, blocking."""
+        return self._typed("boolean", question, **kwargs)  # type: ignore[no-any-return]
+
+    def integer(self, question: str, **kwargs: Any) -> int | None:
+        """`LlmClient.integer`, blocking."""
+        return self._typed("integer", question, **kwargs)  # type: ignore[no-any-return]
+
+    def choice(self, question: str, options: Sequence[str], **kwargs: Any) -> str | None:
+        """`LlmClient.choice`, blocking."""
+        return self._typed("choice", question, options, **kwargs)  # type: ignore[no-any-return]
+
+    def extract(self, instruction: str, text: str, **kwargs: Any) -> list[Any]:
+        """`LlmClient.extract`, blocking."""
+        return self._typed("extract", instruction, text, **kwargs)  # type: ignore[no-any-return]
+
+    def decide(self, question: str, options: Sequence[str] | type, **kwargs: Any) -> Decision:
+        """`LlmClient.decide`, blocking."""
+        return self._typed("decide", question, options, **kwargs)  # type: ignore[no-any-return]
 
     def stream(
         self,
