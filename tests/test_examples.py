@@ -3,6 +3,7 @@ SmolLM2 file under the `smollm2_135m_instruct` preset's repo, found through `HF_
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -217,3 +218,17 @@ def test_fastapi_streams_sse_and_a_client_disconnect_stops_the_generation(
     assert proc.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
     assert "stream 2 cancelled after" in log.read_text()
     assert "Application shutdown complete" in log.read_text()
+
+
+def test_workflows_prints_a_typed_answer_of_each_kind(example_env: dict[str, str]) -> None:
+    out = run_example("workflows.py", example_env)
+    assert re.search(r"^boolean: (True|False)$", out, re.MULTILINE)
+    assert re.search(r"^integer: (10|[0-9])$", out, re.MULTILINE)
+    assert re.search(r"^choice:  (car|apple|rock)$", out, re.MULTILINE)
+    assert re.search(r"^none:    (True|False|None)$", out, re.MULTILINE)
+    extracted = re.search(r"^extract: (\[.*\])$", out, re.MULTILINE)
+    assert extracted is not None
+    story = "Anna flew from Paris to Tokyo, then took a train to Kyoto."
+    assert all(item in story for item in ast.literal_eval(extracted[1]))
+    assert re.search(r"^reason:  [1-9] \(thought: '.+'\)$", out, re.MULTILINE)
+    assert re.search(r"^decide:  (car|apple|rock|None) with votes \{.+\}, confidence [01]\.\d$", out, re.MULTILINE)
