@@ -215,7 +215,7 @@ class Workflows:
         answers: list[tuple[str | None, str]] = [(None, "")] * votes
 
         async def vote(i: int) -> None:
-            temperature = min(1.5, 0.3 + 0.2 * i)  # rising, so the votes explore rather than repeat one another
+            temperature = min(1.0, 0.3 + 0.1 * i)  # rising, so the votes explore rather than repeat one another
             # a vote reads its own reasoning in its own task: the context variable is per task
             asked: dict[str, Any] = {
                 **sampling,
