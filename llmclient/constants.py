@@ -47,16 +47,23 @@ def worker_nice() -> int:
 
 
 #: Whether the compute-thread count follows what the machine has free (1, the default) or stays at the plan's
-#: threads (0). See `llmclient.backends._threads`.
+#: threads (0). See `llmclient.backends.llama_cpp._threads`.
 ADAPTIVE_THREADS_ENV = "LLMCLIENT_ADAPTIVE_THREADS"
+
+
+def _switch(name: str) -> bool | None:
+    """`$name` as True (1) or False (0), None when unset; anything else is refused."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if value not in ("0", "1"):
+        raise InvalidSettingError(f"{name}={value!r} must be 0 or 1; or unset it")
+    return value == "1"
 
 
 def adaptive_threads() -> bool:
     """`$LLMCLIENT_ADAPTIVE_THREADS`: True unless it is 0 (read once, when the process's decode thread starts)."""
-    value = os.environ.get(ADAPTIVE_THREADS_ENV, "").strip()
-    if value not in ("", "0", "1"):
-        raise InvalidSettingError(f"{ADAPTIVE_THREADS_ENV}={value!r} must be 0 or 1; or unset it")
-    return value != "0"
+    return _switch(ADAPTIVE_THREADS_ENV) is not False
 
 
 #: Whether the worker hands out a step's tokens while the next batch is computed: 1 always, 0 never; unset, where
@@ -66,12 +73,7 @@ OVERLAP_ENV = "LLMCLIENT_OVERLAP"
 
 def overlap_steps() -> bool | None:
     """`$LLMCLIENT_OVERLAP` as True/False, or None (unset: the backend decides)."""
-    value = os.environ.get(OVERLAP_ENV, "").strip()
-    if not value:
-        return None
-    if value not in ("0", "1"):
-        raise InvalidSettingError(f"{OVERLAP_ENV}={value!r} must be 0 or 1; or unset it")
-    return value == "1"
+    return _switch(OVERLAP_ENV)
 
 
 #: Whether tokens a constraint (`schema=`, ...) leaves no choice about are decoded in one batch with the sampled
@@ -81,10 +83,7 @@ JUMP_FORWARD_ENV = "LLMCLIENT_JUMP_FORWARD"
 
 def jump_forward() -> bool:
     """`$LLMCLIENT_JUMP_FORWARD`: True unless it is 0 (read when a model loads)."""
-    value = os.environ.get(JUMP_FORWARD_ENV, "").strip()
-    if value not in ("", "0", "1"):
-        raise InvalidSettingError(f"{JUMP_FORWARD_ENV}={value!r} must be 0 or 1; or unset it")
-    return value != "0"
+    return _switch(JUMP_FORWARD_ENV) is not False
 
 
 def memory_budget_gb() -> float | None:

@@ -157,7 +157,9 @@ async def test_real_busy_programs_make_the_decode_use_one_thread_and_the_cores_c
         assert not [d for d in loaded if d.reason == "kept"], f"kept more threads beside busy programs: {loaded}"
         assert final == 1 or (loaded and loaded[-1].reason == "try"), f"not down to one thread: {loaded}"
         since = time.perf_counter()
-        for _ in range(10):
+        # up to 25 streams: on a shared machine another program may hold a core for a while (more tries, the same
+        # check)
+        for _ in range(25):
             await client.chat("Write a long story about a lighthouse keeper.", max_tokens=120)
             if policy.threads == cores:
                 break
