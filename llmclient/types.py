@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,11 +208,12 @@ class ChatResult:
     constraint: Constraint | None = field(default=None, repr=False, compare=False)
     """What the answer was held to (`schema=`, `regex=`, ...), None for free text."""
 
-    @property
+    @functools.cached_property
     def parsed(self) -> Any:
         """The answer's value: an instance of the type given as `schema=` (pydantic model, dataclass, ...), Python
         objects for a JSON Schema dict or `response_format`, the text for `regex=`, `choices=` and `grammar=`;
-        None without a constraint. An answer cut short raises `IncompleteOutputError`."""
+        None without a constraint. An answer cut short raises `IncompleteOutputError`. Parsed once: the same object
+        on every access."""
         if self.constraint is None:
             return None
         return self.constraint.parse(self.text, self.finish_reason)

@@ -171,8 +171,10 @@ class Pet(TypedDict):
 
 
 async def test_types_come_back_as_themselves(client: LlmClient) -> None:
-    weather = (await client.chat("The weather in Paris today, as JSON.", schema=Weather, max_tokens=80)).parsed
+    answer = await client.chat("The weather in Paris today, as JSON.", schema=Weather, max_tokens=80)
+    weather = answer.parsed
     assert isinstance(weather, Weather) and -50 <= weather.temperature_c <= 60
+    assert answer.parsed is weather, "parsed once, the same object on every access"
     book = (await client.chat("A famous novel and its year, as JSON.", schema=Book, max_tokens=80)).parsed
     assert isinstance(book, Book) and isinstance(book.year, int)
     season = (await client.chat("Which season has snow?", schema=Season, max_tokens=10)).parsed

@@ -9,7 +9,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from llmclient import Capabilities, Decision, InvalidRequestError, LlmClient, SyncLlmClient, UnsupportedFeatureError
+from llmclient import (
+    Capabilities,
+    Decision,
+    InvalidRequestError,
+    InvalidRequestTypeError,
+    LlmClient,
+    SyncLlmClient,
+    UnsupportedFeatureError,
+)
 from llmclient.backends import GenerateRequest
 from llmclient.testing import FakeEngine
 
@@ -132,6 +140,10 @@ async def test_typed_answers_need_structured_output_and_valid_arguments() -> Non
             await fake.choice("which?", ["a", "a"])
         with pytest.raises(InvalidRequestError, match="votes must be"):
             await fake.decide("which?", ["a", "b"], votes=0)
+        with pytest.raises(InvalidRequestError, match="the question is empty"):
+            await fake.boolean("  ")
+        with pytest.raises(InvalidRequestTypeError, match="both must be strings"):
+            await fake.extract("List the cities.", None)  # type: ignore[arg-type]
 
 
 def test_the_sync_twin_answers_the_same_way(smollm2: Path) -> None:

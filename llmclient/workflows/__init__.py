@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from typing_extensions import Unpack
 
-from llmclient.errors import InvalidRequestError
+from llmclient.errors import IncompleteOutputError, InvalidRequestError, InvalidRequestTypeError
 from llmclient.sampling import SamplingOptions
+from llmclient.structured import schema_for_type
+from llmclient.structured._types import value_as
 from llmclient.workflows._grammars import (
     NONE,
     answer_of,
@@ -76,8 +78,6 @@ class Workflows:
         )
         reasoning, text = answer_of(result.text, reason)
         if result.finish_reason != "stop":
-            from llmclient.errors import IncompleteOutputError
-
             raise IncompleteOutputError(
                 f"the answer ended ({result.finish_reason}) before it was given; raise max_tokens",
                 text=result.text,
@@ -167,26 +167,21 @@ class Workflows:
     ) -> list[Any]:
         """What `instruction` asks for in `text`: for `item=str`, spans that occur verbatim in it (held to that while
         decoding), one item per line; for a schema or type, a list of such values."""
+        if not isinstance(text, str) or not isinstance(instruction, str):
+            raise InvalidRequestTypeError("extract(instruction, text): both must be strings")
         if max_items is not None and max_items < 0:
             raise InvalidRequestError(f"max_items must be >= 0, got {max_items}")
         client: Any = self
-        prompt = f"{instruction}\n\nText: {text}"
         if item is not str:
-            from llmclient.structured import schema_for_type
-
             # the list's own schema, so that a type's `$defs` sit at the root, where their `$ref`s point
             schema: dict[str, Any] = (
                 {"type": "array", "items": item} if isinstance(item, dict) else schema_for_type(list[item])
             )
             if max_items is not None:
                 schema["maxItems"] = max_items
-            result = await client.chat(prompt + "\nAnswer as a JSON list.", schema=schema, timeout=timeout, **options)
-            values = result.parsed
-            if item is not str and not isinstance(item, dict):
-                from llmclient.structured._types import value_as
-
-                return [value_as(item, v) for v in values]
-            return list(values)
+            prompt = f"{instruction}\n\nText: {text}\nAnswer as a JSON list."
+            result = await client.chat(prompt, schema=schema, timeout=timeout, **options)
+            return list(result.parsed) if isinstance(item, dict) else value_as(list[item], result.parsed)
         if not text.strip():
             return []
         prompt = f'{instruction} One per line, each line starting with "- ".'
@@ -235,6 +230,12 @@ class Workflows:
 
 
 def _prompt(question: str, context: str | None, instruction: str, reason: bool) -> str:
+    if not isinstance(question, str):
+        raise InvalidRequestTypeError(f"the question must be a string, got {type(question).__name__}")
+    if not question.strip():
+        raise InvalidRequestError("the question is empty: ask something")
+    if context is not None and not isinstance(context, str):
+        raise InvalidRequestTypeError(f"context must be a string, got {type(context).__name__}")
     parts = [f"Context:\n{context}"] if context else []
     return "\n\n".join([*parts, question, instruction + (_THINK if reason else "")])
 
