@@ -26,6 +26,10 @@ those too (`except ValueError` keeps catching a bad request):
     │   ├── ContextOverflowError (ValueError)
     │   └── UnsupportedFeatureError
     ├── IncompleteOutputError (ValueError)     a constrained answer cut before its value was complete
+    ├── ToolError                              calling tools through the model
+    │   ├── ToolCallError (ValueError)         a call that cannot be parsed or does not fit its tool
+    │   ├── ToolExecutionError (RuntimeError)  a tool raised (run_tools with on_error="raise")
+    │   └── ToolLoopError (RuntimeError)       run_tools reached max_rounds without an answer in text
     └── running a model
         ├── ClientClosedError (RuntimeError)
         ├── GenerationError (RuntimeError)
@@ -35,6 +39,7 @@ those too (`except ValueError` keeps catching a bad request):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "BusyError",
@@ -60,6 +65,10 @@ __all__ = [
     "QuantNotAvailableError",
     "RequestError",
     "SchemaError",
+    "ToolCallError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolLoopError",
     "UnknownPresetError",
     "UnsupportedFeatureError",
     "VerificationError",
@@ -228,6 +237,48 @@ class IncompleteOutputError(LlmClientError, ValueError):
         super().__init__(message)
         self.text = text
         self.finish_reason = finish_reason
+
+
+# --- Tools --------------------------------------------------------------------------------------
+
+
+class ToolError(LlmClientError):
+    """Calling tools through the model went wrong; the subclass says where."""
+
+
+class ToolCallError(ToolError, ValueError):
+    """The model's tool call cannot be used: its markup does not parse, it names no given tool, or its arguments do
+    not match the tool's schema. Nothing is dropped: `.raw` holds the model's text. Constrained engines (llama.cpp)
+    never produce one except when cut short: raise `max_tokens`, or check the template's tool-call format."""
+
+    def __init__(self, message: str, *, raw: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        """The model's text of the call (or of the whole answer where the call could not be found in it)."""
+        self.name = name
+        """The tool it named, when that much was readable."""
+
+
+class ToolExecutionError(ToolError, RuntimeError):
+    """A tool raised while `run_tools(..., on_error="raise")` ran it; the tool's exception is the `__cause__`.
+    With the default `on_error="return"`, the model gets the error's text as the tool's result instead."""
+
+    def __init__(self, message: str, *, call: Any, messages: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.call = call
+        """The `ToolCall` whose tool raised."""
+        self.messages = list(messages)
+        """The conversation up to and including the assistant's message with that call."""
+
+
+class ToolLoopError(ToolError, RuntimeError):
+    """`run_tools` asked the model `max_rounds` times and it still called tools instead of answering in text: raise
+    `max_rounds`, or look at `.messages` (the whole transcript) for a model calling the same tool again and again."""
+
+    def __init__(self, message: str, *, messages: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.messages = list(messages)
+        """Every message so far: the caller's, each assistant turn with its calls, each tool's result."""
 
 
 # --- Running a model ------------------------------------------------------------------------------
