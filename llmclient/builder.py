@@ -78,6 +78,7 @@ class LlamaCppConfig(PresetMethods):
     _progress: Progress = True
     _system_prompt: str | None = None
     _chat_format: str | None = None
+    _chat_template: str | None = None
     _max_queue: int | None = None
     _parallel: int | None = None
     _sampling: Sampling = field(default_factory=Sampling)
@@ -171,6 +172,15 @@ class LlamaCppConfig(PresetMethods):
     def chat_format(self, name: str) -> Self:
         """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
         return replace(self, _chat_format=name)
+
+    def chat_template(self, text_or_path: str | os.PathLike[str]) -> Self:
+        """A Jinja chat template (its text, or a file holding it) instead of the GGUF's own: e.g. one that knows
+        tools, for a model whose own does not. Rendered sandboxed, as transformers renders it."""
+        from llmclient.chat.template import ChatTemplate, template_text
+
+        text = template_text(text_or_path)
+        ChatTemplate(text)  # InvalidSettingError now for a template that does not compile, not at load
+        return replace(self, _chat_template=text)
 
     def max_queue(self, n: int) -> Self:
         """At most `n` requests wait for a place among those running; one more gets `BusyError` at once
@@ -279,6 +289,7 @@ class LlamaCppConfig(PresetMethods):
             threads=chosen.threads,
             flash_attn=chosen.flash_attn,
             chat_format=self._chat_format or candidates.chat_format,
+            chat_template=self._chat_template,
             tensor_split=chosen.tensor_split,
             parallel=chosen.parallel,
             kv_tokens=chosen.kv_tokens,

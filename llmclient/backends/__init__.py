@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from llmclient.chat.messages import Message
+from llmclient.chat.tools import ToolCall, ToolChoice
 from llmclient.sampling import Sampling
 from llmclient.structured import Constraint
 from llmclient.types import Timings, Usage
@@ -53,6 +54,11 @@ class GenerateRequest:
     """Tool definitions (OpenAI shape), only for an engine whose capabilities include `tools`."""
     constraint: Constraint | None = None
     """What the answer must match, only for an engine whose capabilities include `structured_output`."""
+    tool_choice: ToolChoice | None = None
+    """`auto` (None means it too), `none`, `required` or `{"type": "function", "function": {"name": ...}}`,
+    checked against `tools`."""
+    parallel_tool_calls: bool = True
+    """Whether one turn may hold several calls."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,15 @@ class Piece:
     """What an engine streams: text, then a last piece with `finish_reason` set (and usage and timings)."""
 
     text: str
+    """Text to show: never a tool call's markup."""
     finish_reason: str | None = None
-    """On the last piece: `stop`, `length` or `cancelled`."""
+    """On the last piece: `stop`, `length`, `cancelled` (or `tool_calls`; the client says so where calls came)."""
     usage: Usage | None = None
     timings: Timings | None = None
     """On the last piece, where the engine measures them (the client measures what it can otherwise)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Calls the model completed with this piece, each whole (a server's streamed deltas gathered into one); the
+    client checks their arguments against the tools' schemas."""
 
 
 @runtime_checkable

@@ -24,8 +24,12 @@ from llmclient.backends import Capabilities, GenerateRequest, Piece
 from llmclient.backends._loop import loop_sender
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._worker import Job, Worker
+from llmclient.chat.formats import ToolFormat
+from llmclient.chat.parsers import ToolCallReader
+from llmclient.chat.tools import tool_choice_of, tools_from
 from llmclient.errors import ClientClosedError, SchemaError
 from llmclient.structured import Constraint
+from llmclient.structured._tools import tool_call_grammar
 from llmclient.types import Timings
 
 __all__ = ["LlamaCppEngine"]
@@ -41,7 +45,7 @@ class LlamaCppEngine:
         self._worker = worker
         self.settings = settings
         self._capabilities = Capabilities(
-            structured_output=True, cancel_in_prompt=True, parallel=max(1, settings.parallel)
+            structured_output=True, tools=True, cancel_in_prompt=True, parallel=max(1, settings.parallel)
         )
 
     @classmethod
@@ -73,7 +77,8 @@ class LlamaCppEngine:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Continuous batching of `settings.parallel` requests; cancel stops a long prompt mid-way."""
+        """Continuous batching of `settings.parallel` requests; structured output and tool calls enforced while
+        decoding; cancel stops a long prompt mid-way."""
         return self._capabilities
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Piece]:
@@ -88,7 +93,12 @@ class LlamaCppEngine:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 send.send_nowait(item)
 
-        matcher = await self._matcher(request.constraint) if request.constraint is not None else None
+        reader: ToolCallReader | None = None
+        if request.tools and request.tool_choice != "none":
+            matcher, fmt = await self._tool_matcher(request)
+            reader = ToolCallReader(fmt)  # calls are read out of the text here: the decode thread never waits
+        else:
+            matcher = await self._matcher(request.constraint) if request.constraint is not None else None
         job = Job(request, loop_sender(offer), cancel, matcher=matcher)
         self._worker.submit(job)
         first: float | None = None
@@ -98,14 +108,18 @@ class LlamaCppEngine:
                     if isinstance(item, BaseException):
                         raise item
                     now = time.perf_counter()
-                    if item.finish_reason is None:
-                        if item.text and first is None:
-                            first = now
-                        yield item
-                        continue
                     if item.text and first is None:
                         first = now
-                    yield Piece(item.text, item.finish_reason, item.usage, _timings(job, first, now, item))
+                    text, calls = reader.feed(item.text) if reader is not None else (item.text, [])
+                    if item.finish_reason is None:
+                        if text or calls:
+                            yield Piece(text, tool_calls=tuple(calls))
+                        continue
+                    if reader is not None and item.finish_reason != "cancelled":
+                        rest, more = reader.finish(item.finish_reason)
+                        text, calls = text + rest, calls + more
+                    timings = _timings(job, first, now, item)
+                    yield Piece(text, item.finish_reason, item.usage, timings, tool_calls=tuple(calls))
                     return
         finally:
             cancel.set()  # left early, cancelled or failed: stop generating at the next token
@@ -126,6 +140,34 @@ class LlamaCppEngine:
             return matcher
 
         return await anyio.to_thread.run_sync(make)
+
+    async def _tool_matcher(self, request: GenerateRequest) -> tuple[Any, ToolFormat]:
+        """The llguidance matcher that holds `request`'s tool calls to the model's format and the tools' schemas
+        (made on a worker thread), and that format."""
+        tools = tools_from(request.tools)
+        mode, only = tool_choice_of(request.tool_choice, tools)
+        model: Any = self._worker.model
+        if model is None:
+            raise ClientClosedError("the client is closed; create a new one with init()")
+        fmt: ToolFormat = model.tool_format
+
+        def make() -> Any:
+            from llguidance import LLMatcher
+
+            tokenizer = model.constraint_tokenizer()
+            special: dict[str, int] = {}
+            for marker in (fmt.trigger, fmt.end):
+                ids = tokenizer.tokenize_str(marker, parse_special=True) if marker else []
+                if len(ids) == 1 and tokenizer.is_special_token(ids[0]):
+                    special[marker] = ids[0]
+            matcher = LLMatcher(
+                tokenizer, tool_call_grammar(fmt, tools, mode, only, special, request.parallel_tool_calls), log_level=0
+            )
+            if matcher.is_error():
+                raise SchemaError(f"these tools' schemas cannot be enforced: {matcher.get_error()}")
+            return matcher
+
+        return await anyio.to_thread.run_sync(make), fmt
 
     async def aclose(self) -> None:
         """Stop the worker and free the model; requests still queued get `ClientClosedError`."""
