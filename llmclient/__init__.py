@@ -10,7 +10,7 @@ from __future__ import annotations
 from llmclient import presets
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
-from llmclient.chat import Message, ToolCall
+from llmclient.chat import HERMES_TEMPLATE, Message, MessageToolCall, Tool, ToolCall
 from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
 from llmclient.errors import (
     BusyError,
@@ -36,6 +36,10 @@ from llmclient.errors import (
     QuantNotAvailableError,
     RequestError,
     SchemaError,
+    ToolCallError,
+    ToolError,
+    ToolExecutionError,
+    ToolLoopError,
     UnknownPresetError,
     UnsupportedFeatureError,
     VerificationError,
@@ -81,6 +85,7 @@ __all__ = [
     "GenerationError",
     "GgufInfo",
     "Hardware",
+    "HERMES_TEMPLATE",
     "HubUnavailableError",
     "IncompleteOutputError",
     "InsufficientDiskError",
@@ -94,6 +99,7 @@ __all__ = [
     "LlmClientError",
     "MemoryEstimate",
     "Message",
+    "MessageToolCall",
     "ModelCache",
     "ModelFile",
     "ModelFormatError",
@@ -113,7 +119,12 @@ __all__ = [
     "Sampling",
     "SyncLlmClient",
     "Timings",
+    "Tool",
     "ToolCall",
+    "ToolCallError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolLoopError",
     "UnknownPresetError",
     "UNSET",
     "UnsupportedFeatureError",

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -29,31 +29,36 @@ from typing_extensions import Unpack
 
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.builder import LlamaCppConfig
+from llmclient.chat.loop import ToolLoop, checked_call, tool_call_delta
 from llmclient.chat.messages import Messages, normalize_messages
+from llmclient.chat.tools import Tool, ToolCall, ToolLike, ToolOptions, tool_choice_of, tools_from
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
     InvalidRequestError,
+    InvalidRequestTypeError,
     InvalidSettingError,
     UnsupportedFeatureError,
 )
 from llmclient.sampling import Sampling, SamplingOptions
 from llmclient.structured import ConstraintOptions, constraint_from
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
-from llmclient.workflows import Decision, Workflows
+from llmclient.workflows import Workflows
+from llmclient.workflows._sync import SyncWorkflows
 
 __all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
 
-Tools = Sequence[Mapping[str, Any]] | None
+Tools = Sequence[ToolLike | Tool] | None
 _CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
 
 
-class RequestOptions(SamplingOptions, ConstraintOptions, total=False):
-    """The keyword options of `chat`, `complete`, `ask` and `stream`: sampling (`Sampling`'s fields) and at most
-    one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`)."""
+class RequestOptions(SamplingOptions, ConstraintOptions, ToolOptions, total=False):
+    """The keyword options of `chat`, `complete`, `ask` and `stream`: sampling (`Sampling`'s fields), at most
+    one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`), and how the
+    model may call `tools` (`tool_choice`, `parallel_tool_calls`)."""
 
 
-class LlmClient(Workflows):
+class LlmClient(Workflows, ToolLoop):
     """A model ready to answer, over any engine: `await LlmClient.llama_cpp().smollm2_135m_instruct().init()`, or
     `LlmClient(engine)` for an engine of your own (see `llmclient.backends.Engine`)."""
 
@@ -100,10 +105,15 @@ class LlmClient(Workflows):
     # --- requests ---------------------------------------------------------------------------------
 
     def _request(
-        self, messages: Messages | None, prompt: str | None, tools: Tools, options: RequestOptions
+        self,
+        messages: Messages | None,
+        prompt: str | None,
+        tools: Tools,
+        options: RequestOptions,
     ) -> GenerateRequest:
         asked: dict[str, Any] = dict(options)
         shape = {k: asked.pop(k) for k in list(asked) if k in _CONSTRAINTS}
+        tool_choice, parallel = asked.pop("tool_choice", None), asked.pop("parallel_tool_calls", True)
         sampling = self.defaults.merged(Sampling.of(asked))
         chat = normalize_messages(messages, self.system_prompt) if messages is not None else None
         if prompt is not None and not prompt:
@@ -114,14 +124,23 @@ class LlmClient(Workflows):
                 "an engine whose capabilities include tools",
                 feature="tools",
             )
+        made = tools_from(tools)
+        mode, _ = tool_choice_of(tool_choice, made)
         constraint = constraint_from(**shape)
+        if constraint is not None and made and mode != "none":
+            raise InvalidRequestError(
+                f"give either tools or {', '.join(shape)}: a tool's arguments are already held to its schema"
+            )
         if constraint is not None and not self.capabilities.structured_output:
             raise UnsupportedFeatureError(
                 f"this client's engine ({type(self.engine).__name__}) does not enforce structured output; leave out "
                 f"{', '.join(shape)} or use an engine whose capabilities include structured_output",
                 feature="structured_output",
             )
-        return GenerateRequest(chat, prompt, sampling, tuple(dict(t) for t in tools or ()), constraint)
+        defs = tuple(t.definition() for t in made)
+        if not isinstance(parallel, bool):
+            raise InvalidRequestTypeError(f"parallel_tool_calls must be True or False, got {parallel!r}")
+        return GenerateRequest(chat, prompt, sampling, defs, constraint, tool_choice if made else None, parallel)
 
     def _admit(self) -> None:
         if self._closed:
@@ -178,7 +197,13 @@ class LlmClient(Workflows):
         pydantic model, dataclass, TypedDict or a type such as `list[str]`), `response_format=` (OpenAI's
         shapes), `regex=`, `choices=` or `grammar=` (llguidance's Lark) holds the answer to that shape, and the
         result's `.parsed` is its value. `timeout`: seconds for the whole request, queue included; past it,
-        `TimeoutError` and the generation stops. `tools` needs an engine that takes them (`capabilities.tools`)."""
+        `TimeoutError` and the generation stops.
+
+        `tools`: Python functions (their schema from the signature and docstring) or OpenAI tool dicts, on an engine
+        that takes them (`capabilities.tools`); the result's `tool_calls` are the calls the model made, checked
+        against each tool's schema, with `finish_reason="tool_calls"`. `tool_choice`: `auto` (text or calls),
+        `none`, `required` (calls from the first token) or `{"type": "function", "function": {"name": ...}}`;
+        `parallel_tool_calls=False`: at most one call a turn."""
         return await self._run(self._request(messages, None, tools, options), timeout)
 
     async def complete(
@@ -211,26 +236,37 @@ class LlmClient(Workflows):
         **options: Unpack[RequestOptions],
     ) -> AsyncGenerator[Chunk, None]:
         """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels;
-        `timeout` bounds the whole stream (then `TimeoutError`)."""
+        `timeout` bounds the whole stream (then `TimeoutError`). With `tools`, a chunk's `tool_calls` holds each call
+        as an OpenAI delta once it is complete and checked; text never holds a call's markup."""
         request = self._request(messages, None, tools, options)
+        made, count = tools_from(request.tools), 0
         async for piece, _ in self._pieces(request, timeout):
+            deltas = []
+            for call in piece.tool_calls:
+                deltas.append(tool_call_delta(count, checked_call(call, made)))
+                count += 1
             if piece.finish_reason is not None:
-                yield Chunk(piece.text, piece.finish_reason, piece.usage or Usage(0, 0))
-            elif piece.text:
-                yield Chunk(piece.text)
+                reason = "tool_calls" if count and piece.finish_reason == "stop" else piece.finish_reason
+                yield Chunk(piece.text, reason, piece.usage or Usage(0, 0), tuple(deltas))
+            elif piece.text or deltas:
+                yield Chunk(piece.text, tool_calls=tuple(deltas))
 
     async def _run(self, request: GenerateRequest, timeout: float | None) -> ChatResult:
         began = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
+        calls: list[ToolCall] = []
+        made = tools_from(request.tools)
         async for piece, at in self._pieces(request, timeout):
             if piece.text:
                 first = first if first is not None else at
                 parts.append(piece.text)
+            calls += [checked_call(call, made) for call in piece.tool_calls]
             if piece.finish_reason is not None:
                 usage = piece.usage or Usage(0, 0)
                 timings = piece.timings or _measured(began, first, at, usage)
-                return ChatResult("".join(parts), piece.finish_reason, usage, timings, request.constraint)
+                reason = "tool_calls" if calls and piece.finish_reason == "stop" else piece.finish_reason
+                return ChatResult("".join(parts), reason, usage, timings, request.constraint, calls)
         raise ClientClosedError("the engine stopped without finishing the request")
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -284,8 +320,10 @@ class LlamaCppBuilder(LlamaCppConfig):
         return SyncLlmClient(portal, portal_cm, client)
 
 
-class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
+class SyncLlmClient(SyncWorkflows, AbstractContextManager["SyncLlmClient"]):
     """The blocking twin of `LlmClient` for scripts: the same calls, run on a private event loop thread."""
+
+    client: LlmClient
 
     def __init__(self, portal: anyio.from_thread.BlockingPortal, portal_cm: Any, client: LlmClient) -> None:
         """Made by `builder.init_sync()`."""
@@ -310,6 +348,11 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         """`LlmClient.chat`, blocking."""
         return self._portal.call(lambda: self.client.chat(messages, timeout=timeout, tools=tools, **options))
 
+    def run_tools(self, messages: Messages, tools: Sequence[ToolLike | Tool], **kwargs: Any) -> ChatResult:
+        """`LlmClient.run_tools`, blocking (its sync tools run in worker threads, its async ones on the client's
+        private event loop)."""
+        return self._portal.call(lambda: self.client.run_tools(messages, tools, **kwargs))
+
     def complete(self, prompt: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> ChatResult:
         """`LlmClient.complete`, blocking."""
         return self._portal.call(lambda: self.client.complete(prompt, timeout=timeout, **options))
@@ -317,41 +360,6 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
     def ask(self, question: str, *, system: str | None = None, context: str | None = None, **options: Any) -> str:
         """`LlmClient.ask`, blocking: the answer's text."""
         return self._portal.call(lambda: self.client.ask(question, system=system, context=context, **options))
-
-    def _typed(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A typed-answer method of the async client, blocking; its reasoning kept for this thread."""
-
-        async def call() -> tuple[Any, str | None]:
-            value = await getattr(self.client, method)(*args, **kwargs)
-            return value, self.client.last_reasoning  # read in the task that made it
-
-        value, self._reasoning.text = self._portal.call(call)
-        return value
-
-    @property
-    def last_reasoning(self) -> str | None:
-        """The reasoning of this thread's last call with `reason=True`."""
-        return getattr(self._reasoning, "text", None)
-
-    def boolean(self, question: str, **kwargs: Any) -> bool | None:
-        """`LlmClient.boolean`, blocking."""
-        return self._typed("boolean", question, **kwargs)  # type: ignore[no-any-return]
-
-    def integer(self, question: str, **kwargs: Any) -> int | None:
-        """`LlmClient.integer`, blocking."""
-        return self._typed("integer", question, **kwargs)  # type: ignore[no-any-return]
-
-    def choice(self, question: str, options: Sequence[str], **kwargs: Any) -> str | None:
-        """`LlmClient.choice`, blocking."""
-        return self._typed("choice", question, options, **kwargs)  # type: ignore[no-any-return]
-
-    def extract(self, instruction: str, text: str, **kwargs: Any) -> list[Any]:
-        """`LlmClient.extract`, blocking."""
-        return self._typed("extract", instruction, text, **kwargs)  # type: ignore[no-any-return]
-
-    def decide(self, question: str, options: Sequence[str] | type, **kwargs: Any) -> Decision:
-        """`LlmClient.decide`, blocking."""
-        return self._typed("decide", question, options, **kwargs)  # type: ignore[no-any-return]
 
     def stream(
         self,

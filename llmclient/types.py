@@ -11,6 +11,7 @@ from llmclient.metadata import GgufInfo
 from llmclient.quants import Quant, quality_rank
 
 if TYPE_CHECKING:
+    from llmclient.chat.tools import ToolCall
     from llmclient.structured import Constraint
 
 __all__ = ["CachedModel", "MemoryEstimate", "ModelFile", "Plan", "Rejected", "VerifyReport"]
@@ -201,12 +202,27 @@ class ChatResult:
     """A finished answer."""
 
     text: str
+    """The answer's text (never a tool call's markup)."""
     finish_reason: str
-    """`stop` (the model ended or a stop sequence matched), `length` (max_tokens reached) or `cancelled`."""
+    """`stop` (the model ended or a stop sequence matched), `tool_calls` (it called tools), `length` (max_tokens
+    reached) or `cancelled`."""
     usage: Usage
     timings: Timings
     constraint: Constraint | None = field(default=None, repr=False, compare=False)
     """What the answer was held to (`schema=`, `regex=`, ...), None for free text."""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """The tools the model called, in order, each with its arguments parsed and checked against the tool's
+    schema (empty for an answer in text)."""
+    transcript: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
+    """From `run_tools`: the whole conversation, each call and tool result, this answer last (else empty)."""
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The answer as an assistant message to append to the conversation (OpenAI's shape, calls included)."""
+        if not self.tool_calls:
+            return {"role": "assistant", "content": self.text}
+        calls = [call.to_dict() for call in self.tool_calls]
+        return {"role": "assistant", "content": self.text or None, "tool_calls": calls}
 
     @functools.cached_property
     def parsed(self) -> Any:
@@ -226,3 +242,6 @@ class Chunk:
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    """Tool calls completed in this piece, as OpenAI's streaming deltas (`{"index", "id", "type": "function",
+    "function": {"name", "arguments"}}`), each call whole and already checked against its tool's schema."""
