@@ -31,7 +31,7 @@ from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.builder import LlamaCppConfig
 from llmclient.chat.loop import ToolLoop, checked_call, tool_call_delta
 from llmclient.chat.messages import Messages, normalize_messages
-from llmclient.chat.tools import Tool, ToolCall, ToolLike, ToolOptions, tool_choice_of, tools_from
+from llmclient.chat.tools import ToolCall, ToolOptions, tool_choice_of, tools_from
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
@@ -48,7 +48,8 @@ from llmclient.workflows._sync import SyncWorkflows
 
 __all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
 
-Tools = Sequence[ToolLike | Tool] | None
+Tools = Sequence[Any] | None
+"""What `tools=` takes: a list of `ToolLike` (Python functions, OpenAI tool dicts) or `Tool`s."""
 _CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
 
 
@@ -202,8 +203,8 @@ class LlmClient(Workflows, ToolLoop):
         `tools`: Python functions (their schema from the signature and docstring) or OpenAI tool dicts, on an engine
         that takes them (`capabilities.tools`); the result's `tool_calls` are the calls the model made, checked
         against each tool's schema, with `finish_reason="tool_calls"`. `tool_choice`: `auto` (text or calls),
-        `none`, `required` (calls from the first token) or `{"type": "function", "function": {"name": ...}}`;
-        `parallel_tool_calls=False`: at most one call a turn."""
+        `none`, `required` (calls from the first token) or `{"type": "function", "function": {"name": ...}}`
+        (exactly one call of it); `parallel_tool_calls=False`: at most one call a turn."""
         return await self._run(self._request(messages, None, tools, options), timeout)
 
     async def complete(
@@ -348,7 +349,7 @@ class SyncLlmClient(SyncWorkflows, AbstractContextManager["SyncLlmClient"]):
         """`LlmClient.chat`, blocking."""
         return self._portal.call(lambda: self.client.chat(messages, timeout=timeout, tools=tools, **options))
 
-    def run_tools(self, messages: Messages, tools: Sequence[ToolLike | Tool], **kwargs: Any) -> ChatResult:
+    def run_tools(self, messages: Messages, tools: Sequence[Any], **kwargs: Any) -> ChatResult:
         """`LlmClient.run_tools`, blocking (its sync tools run in worker threads, its async ones on the client's
         private event loop)."""
         return self._portal.call(lambda: self.client.run_tools(messages, tools, **kwargs))

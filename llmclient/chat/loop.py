@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from llmclient.chat.messages import Messages, normalize_messages
-from llmclient.chat.tools import Tool, ToolCall, ToolChoice, ToolLike, tools_from
+from llmclient.chat.tools import Tool, ToolCall, ToolChoice, tools_from
 from llmclient.errors import InvalidRequestError, ToolCallError, ToolExecutionError, ToolLoopError
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class ToolLoop:
     async def run_tools(
         self,
         messages: Messages,
-        tools: Sequence[ToolLike | Tool],
+        tools: Sequence[Any],
         *,
         max_rounds: int = 8,
         on_error: Literal["return", "raise"] = "return",
@@ -69,7 +69,8 @@ class ToolLoop:
         timeout: float | None = None,
         **options: Any,
     ) -> ChatResult:
-        """The model's answer in text after it has called `tools` (Python functions) as often as it wanted.
+        """The model's answer in text after it has called `tools` (Python functions, or `Tool`s made from them) as
+        often as it wanted.
 
         Each round asks the model with the conversation so far; every call it makes is run (async functions
         awaited, sync ones in a worker thread) and its result appended as a `tool` message. `tool_choice` holds for

@@ -110,8 +110,9 @@ class Tool:
         return {name: value_as(hints.get(name, Any), value) for name, value in arguments.items()}
 
 
-def tool_from(tool: ToolLike | Tool) -> Tool:
-    """`tool` as a `Tool`: a callable's schema from its signature and docstring, or an OpenAI tool dict's own."""
+def tool_from(tool: Any) -> Tool:
+    """`tool` (a `ToolLike` or a `Tool`) as a `Tool`: a callable's schema from its signature and docstring, or an
+    OpenAI tool dict's own; `InvalidRequestTypeError` for anything else."""
     if isinstance(tool, Tool):
         return tool
     if isinstance(tool, Mapping):
@@ -128,8 +129,9 @@ def tool_from(tool: ToolLike | Tool) -> Tool:
     return Tool(name, description, _parameters(tool, documented), tool)
 
 
-def tools_from(tools: Sequence[ToolLike | Tool] | None) -> tuple[Tool, ...]:
-    """Each of `tools` as a `Tool`, their names distinct."""
+def tools_from(tools: Sequence[Any] | None) -> tuple[Tool, ...]:
+    """Each of `tools` (`ToolLike`s or `Tool`s: typed loosely, as mypy types a list of functions of different
+    signatures as `list[function]`) as a `Tool`, their names distinct."""
     if tools is None:
         return ()
     if isinstance(tools, Mapping | str) or not isinstance(tools, Sequence):

@@ -2,9 +2,10 @@
 
 `auto`: free text, or, from the family's trigger on (`<tool_call>`, `<|python_tag|>` or a leading `{`,
 `[TOOL_CALLS]`), calls whose name is one of the tools and whose arguments match that tool's schema (a lazy lexeme:
-text is never masked until the trigger appears). `required`, or one named tool: the calls from the first token.
-Each tool's call is its own `%json` (the tool's `$defs` at that call's root, so its references resolve), and a
-turn holds at most `MAX_CALLS` calls, so a small model cannot repeat calls until `max_tokens`.
+text is never masked until the trigger appears). `required`: the calls from the first token; one named tool:
+exactly one call of it. Each tool's call is its own `%json` (the tool's `$defs` at that call's root, so its
+references resolve), and a turn holds at most `MAX_CALLS` calls: a small model that repeats its call stops there
+(`parallel_tool_calls=False` holds it to one).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from llmclient.chat.tools import Tool
 from llmclient.errors import SchemaError
 from llmclient.structured._constraint import JSON_OPTIONS
 
-__all__ = ["MAX_CALLS", "tool_call_grammar"]
+__all__ = ["MAX_CALLS", "special_markers", "tool_call_grammar"]
 
 MAX_CALLS = 8
 """The most calls one constrained turn may hold."""
@@ -40,6 +41,17 @@ def _call_schema(tool: Tool, key: str) -> dict[str, Any]:
     return schema
 
 
+def special_markers(tokenizer: Any, fmt: ToolFormat) -> dict[str, int]:
+    """Each of `fmt`'s markers that is one special token of `tokenizer`'s vocabulary (llguidance's), with its id:
+    such a token never matches text, so the grammar must name it as a token."""
+    special: dict[str, int] = {}
+    for marker in (fmt.trigger, fmt.end):
+        ids = tokenizer.tokenize_str(marker, parse_special=True) if marker else []
+        if len(ids) == 1 and tokenizer.is_special_token(ids[0]):
+            special[marker] = ids[0]
+    return special
+
+
 def tool_call_grammar(
     fmt: ToolFormat,
     tools: Sequence[Tool],
@@ -50,7 +62,7 @@ def tool_call_grammar(
 ) -> str:
     """The Lark grammar (llguidance) for a turn in format `fmt`: `mode` `auto` or `required`, `only` the one tool
     a call must be of; `special` maps each marker that is a single special token of the vocabulary to its id (it is
-    then matched as that token, not as text); `parallel=False` holds a turn to one call."""
+    then matched as that token, not as text); `parallel=False`, or a named tool, holds a turn to one call."""
     from llguidance import LLMatcher
 
     chosen = [t for t in tools if only is None or t.name == only]
@@ -64,8 +76,9 @@ def tool_call_grammar(
     key = fmt.arguments_key
     calls = " | ".join(f"f{i}" for i in range(len(chosen)))
     rules = [f"f{i}: %json {json.dumps(_call_schema(t, key))}" for i, t in enumerate(chosen)]
+
     def more(item: str) -> str:  # the calls after the first
-        return f"({item}){{0,{MAX_CALLS - 1}}}" if parallel else ""
+        return f"({item}){{0,{MAX_CALLS - 1}}}" if parallel and only is None else ""
 
     trigger = fmt.trigger
     # text up to the trigger: a special token ends the text by itself; a text trigger ends a lazy lexeme

@@ -29,7 +29,7 @@ from llmclient.chat.parsers import ToolCallReader
 from llmclient.chat.tools import tool_choice_of, tools_from
 from llmclient.errors import ClientClosedError, SchemaError
 from llmclient.structured import Constraint
-from llmclient.structured._tools import tool_call_grammar
+from llmclient.structured._tools import special_markers, tool_call_grammar
 from llmclient.types import Timings
 
 __all__ = ["LlamaCppEngine"]
@@ -155,14 +155,10 @@ class LlamaCppEngine:
             from llguidance import LLMatcher
 
             tokenizer = model.constraint_tokenizer()
-            special: dict[str, int] = {}
-            for marker in (fmt.trigger, fmt.end):
-                ids = tokenizer.tokenize_str(marker, parse_special=True) if marker else []
-                if len(ids) == 1 and tokenizer.is_special_token(ids[0]):
-                    special[marker] = ids[0]
-            matcher = LLMatcher(
-                tokenizer, tool_call_grammar(fmt, tools, mode, only, special, request.parallel_tool_calls), log_level=0
+            grammar = tool_call_grammar(
+                fmt, tools, mode, only, special_markers(tokenizer, fmt), request.parallel_tool_calls
             )
+            matcher = LLMatcher(tokenizer, grammar, log_level=0)
             if matcher.is_error():
                 raise SchemaError(f"these tools' schemas cannot be enforced: {matcher.get_error()}")
             return matcher
