@@ -263,6 +263,19 @@ async def test_without_a_tool_template_the_generic_format_still_holds_calls_to_t
             assert_valid(result.tool_calls[0], name)
         some = await generic.chat("What is 17 plus 25?", tools=[add], tool_choice="required", parallel_tool_calls=False)
         assert_valid(some.tool_calls[0], "add")
+    no_system = (  # as Gemma's: refuses a system message
+        "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    async with await LlmClient.from_path(smollm2, ctx=2048, temperature=0.0, chat_template=no_system) as folded:
+        with pytest.raises(InvalidRequestError, match="System role not supported"):
+            await folded.chat([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+        plain = await folded.chat("What is 17 plus 25?", max_tokens=1)
+        result = await folded.chat(
+            "What is 17 plus 25?", tools=[add], tool_choice="required", parallel_tool_calls=False
+        )
+        assert_valid(result.tool_calls[0], "add")
+        assert result.usage.prompt_tokens > plain.usage.prompt_tokens + 50, "the tools were described in the user turn"
 
 
 def test_the_sync_twin_runs_tools_too(smollm2: Path) -> None:

@@ -17,7 +17,16 @@ from typing import Any
 
 from llmclient.chat.tools import Tool
 
-__all__ = ["GENERIC", "HERMES", "LLAMA3", "MISTRAL", "ToolFormat", "detect_format", "template_messages"]
+__all__ = [
+    "GENERIC",
+    "HERMES",
+    "LLAMA3",
+    "MISTRAL",
+    "ToolFormat",
+    "detect_format",
+    "system_folded",
+    "template_messages",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,17 @@ def template_messages(
         else:
             out.insert(0, {"role": "system", "content": described})
     return out, None
+
+
+def system_folded(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with the first one, a system message, put at the head of the first user message instead (for a
+    template that takes no system role)."""
+    system, rest = messages[0], [dict(m) for m in messages[1:]]
+    for message in rest:
+        if message.get("role") == "user":
+            message["content"] = f"{system.get('content') or ''}\n\n{message.get('content') or ''}"
+            return rest
+    return [{"role": "user", "content": system.get("content") or ""}, *rest]
 
 
 def generic_instructions(tools: Sequence[Tool]) -> str:

@@ -30,7 +30,7 @@ from llmclient.backends.llama_cpp._constrain import build_tokenizer
 from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._step import Emit, Prepared
-from llmclient.chat.formats import detect_format, template_messages
+from llmclient.chat.formats import detect_format, system_folded, template_messages
 from llmclient.chat.template import ChatTemplate
 from llmclient.chat.tools import tools_from
 from llmclient.constants import jump_forward, overlap_steps
@@ -190,7 +190,15 @@ class LlamaCppModel:
             messages, tool_defs = template_messages(self.tool_format, messages, offered)
         if self._template is not None:
             eos = self._template.eos_token
-            return self._template.render(messages, tools=tool_defs), [eos] if eos else [], True
+            try:
+                text = self._template.render(messages, tools=tool_defs)
+            except (
+                InvalidRequestError
+            ):  # a template that refuses system messages (Gemma's) gets the tools with the user
+                if not request.tools or self.tool_format.native or messages[0].get("role") != "system":
+                    raise
+                text = self._template.render(system_folded(messages), tools=tool_defs)
+            return text, [eos] if eos else [], True
         assert self._formatter is not None
         try:
             result = self._formatter(messages=messages)
