@@ -208,6 +208,26 @@ async def test_before_the_trigger_almost_nothing_is_masked_and_after_it_only_the
     assert matcher.is_accepting()
 
 
+async def test_a_marker_that_is_a_special_token_is_matched_as_that_token(client: LlmClient) -> None:
+    import llguidance
+
+    from llmclient.chat.formats import HERMES
+    from llmclient.structured._tools import special_markers, tool_call_grammar
+
+    tokenizer = llama_model(client).constraint_tokenizer()
+    fmt = dataclasses.replace(HERMES, trigger="<|im_start|>")  # SmolLM2's special token, standing in for Qwen's
+    special = special_markers(tokenizer, fmt)
+    [marker] = tokenizer.tokenize_str("<|im_start|>", parse_special=True)
+    assert special == {"<|im_start|>": marker} and special_markers(tokenizer, HERMES) == {}
+    grammar = tool_call_grammar(fmt, [tool_from(add)], "auto", special=special)
+    as_text = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
+    assert as_text.consume_tokens(tokenizer.tokenize_str("Hi <|im_start|> as text is text")) and as_text.is_accepting()
+    matcher = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
+    call = '\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
+    assert matcher.consume_tokens([*tokenizer.tokenize_str("Hi"), marker, *tokenizer.tokenize_str(call)])
+    assert matcher.is_accepting()
+
+
 async def test_streamed_deltas_add_up_to_the_calls_of_the_same_request_unstreamed(client: LlmClient) -> None:
     for prompt in ("What is 17 plus 25?", "Find a flight from Oslo to Rome."):
         whole = await client.chat(prompt, tools=TOOLS, tool_choice="required", max_tokens=150)
