@@ -327,3 +327,14 @@ def test_what_a_schema_cannot_say_is_refused_naming_the_parameter() -> None:
         tool_from({"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}})
     with pytest.raises(InvalidRequestError, match="only 'function' tools"):
         tool_from({"type": "code_interpreter"})
+
+
+def test_a_call_in_openai_shape_comes_back_parsed_and_a_bad_one_is_an_error_with_it() -> None:
+    from llmclient import ToolCall
+
+    call = ToolCall("c1", "now", {"zone": "UTC"})
+    assert ToolCall.from_dict(call.to_dict()) == call
+    assert ToolCall.from_dict({"function": {"name": "now", "arguments": ""}}).arguments == {}
+    with pytest.raises(ToolCallError, match="not valid JSON") as raised:
+        ToolCall.from_dict({"id": "c2", "type": "function", "function": {"name": "now", "arguments": "{zone"}})
+    assert raised.value.name == "now" and "{zone" in raised.value.raw

@@ -68,6 +68,28 @@ class ToolCall:
     name: str
     arguments: dict[str, Any]
 
+    @classmethod
+    def from_dict(cls, call: Mapping[str, Any]) -> ToolCall:
+        """A call in OpenAI's shape (a server's, or an assistant message's) as a `ToolCall`: its arguments parsed
+        (`ToolCallError`, with the raw call, where they are not a JSON object); an id made where it has none."""
+        inner = call.get("function")
+        function: Mapping[str, Any] = inner if isinstance(inner, Mapping) else call
+        name, arguments = function.get("name"), function.get("arguments", {})
+        raw = json.dumps(call, ensure_ascii=False, default=str)
+        if not isinstance(name, str) or not name:
+            raise ToolCallError("the tool call names no tool (no function name)", raw=raw)
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ToolCallError(
+                    f"{name}'s arguments are not valid JSON ({error.msg})", raw=raw, name=name
+                ) from None
+        if not isinstance(arguments, dict):
+            raise ToolCallError(f"{name}'s arguments are not a JSON object", raw=raw, name=name)
+        ident = call.get("id")
+        return cls(ident if isinstance(ident, str) and ident else new_call_id(), name, arguments)
+
     def to_dict(self) -> MessageToolCall:
         """The call in OpenAI's shape, for an assistant message's `tool_calls` (arguments as a JSON string)."""
         text = json.dumps(self.arguments, ensure_ascii=False)
