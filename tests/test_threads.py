@@ -27,11 +27,14 @@ class Clock:
         return self.t
 
 
-def steps(policy: ThreadPolicy, clock: Clock, n: int, waited_share: float, step: float = 0.01) -> None:
-    """`n` decode steps of `step` seconds, each spending `waited_share` of it waiting for a CPU."""
+def steps(
+    policy: ThreadPolicy, clock: Clock, n: int, waited_share: float, step: float = 0.01, others: int | None = None
+) -> None:
+    """`n` decode steps of `step` seconds, each spending `waited_share` of it waiting for a CPU; `others`: the
+    machine's other runnable threads after each (None: unknown)."""
     for _ in range(n):
         clock.t += step
-        policy.observe(step, step * waited_share)
+        policy.observe(step, step * waited_share, others)
 
 
 def reasons(policy: ThreadPolicy) -> list[tuple[int, str]]:
@@ -76,6 +79,38 @@ def test_a_core_that_is_not_free_is_tried_less_and_less_often() -> None:
     assert gaps[:4] == [2, 4, 8, 16], gaps
     assert all(gap <= MAX_BACKOFF + 1 for gap in gaps)
     assert {reason for _, reason in reasons(policy)} == {"try", "back"}
+
+
+def test_no_thread_more_is_tried_while_other_runnable_threads_fill_the_other_cores() -> None:
+    """Two busy programs on 2 cores: our one thread waits hardly at all (2% measured), yet a try at 2 threads took
+    seconds to fail; the machine's runnable count shows them, and no try is made until a core is free again."""
+    clock = Clock()
+    policy = ThreadPolicy(2, now=clock)
+    steps(policy, clock, 4000, 0.02, others=2)  # 40 s beside two busy programs
+    assert policy.threads == 1 and reasons(policy) == [], reasons(policy)
+    steps(policy, clock, 4000, 0.0, others=1)  # one left: still no core for a second thread
+    assert policy.threads == 1 and reasons(policy) == []
+    steps(policy, clock, 10, 0.0, others=0)  # they stopped
+    assert policy.threads == 2 and reasons(policy) == [(2, "try"), (2, "kept")]
+    steps(policy, clock, 10, 0.0, others=1)  # a neighbour that waits for nothing does not make us shed
+    assert policy.threads == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_a_runnable_count_that_counts_a_hosts_unseen_threads_is_not_read(tmp_path: Path) -> None:
+    """A container's /proc/loadavg may be its host's: counting many more threads than /proc shows, it is ignored
+    (the policy then tries and sheds by its own waits alone); a count like the threads we see is read."""
+    from llmclient.backends.llama_cpp._threads import _counts_unseen_threads
+
+    seen = sum(1 for pid in os.listdir("/proc") if pid.isdigit())  # at least one thread each
+    for total, unseen in ((10 * seen + 1000, True), (1, False)):
+        file = tmp_path / f"loadavg-{total}"
+        file.write_text(f"0.50 0.40 0.30 3/{total} 12345\n")
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            assert _counts_unseen_threads(fd) is unseen, total
+        finally:
+            os.close(fd)
 
 
 def test_one_stalled_step_sheds_at_once() -> None:

@@ -13,6 +13,10 @@ core cannot be seen from fewer threads (one thread beside one busy program on 2 
 so the policy tries one thread more now and then, keeps it if the decode thread still does not wait, and waits
 twice as long before the next try if it did (at most `MAX_BACKOFF` seconds).
 
+Nor is one thread more tried while `/proc/loadavg` shows other runnable threads on every core but the team's: a
+try there costs seconds (a step of a team with more threads than free cores waits at every barrier), and the team's
+own wait does not reveal those neighbours (one thread beside two busy programs on 2 cores waited 2%).
+
 Our own event loop's thread makes the team wait too, and shedding for it would only slow generation down: where
 `/proc/loadavg` tells how many threads are runnable machine-wide, a window in which no other thread was runnable at
 some moment sheds nothing (a count read in a container may include its whole host; then it never vetoes).
@@ -25,6 +29,7 @@ or a kernel built without it), the plan's count is used throughout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -170,9 +175,15 @@ class ThreadPolicy:
             got = int(n * (1.0 - share) + 0.5)  # the cores' worth the team received
             self._next_try = max(self._next_try, now + self._backoff)
             self._decide(max(1, min(n - 1, got)), share, "stall" if stalled else "contention")
-        elif share < ROOM and n < self.most and now >= self._next_try:
+        elif share < ROOM and n < self.most and now >= self._next_try and not self._no_free_core(alone_window, n):
             self._tried_from = n
             self._decide(n + 1, share, "try")
+
+    def _no_free_core(self, others: int | None, n: int) -> bool:
+        """Whether the window's fewest other runnable threads leave no core for one thread more: then a try is
+        not made at all. The team's low wait does not show such neighbours: one thread beside two busy programs on
+        2 cores waited 2% of the time, while each try at 2 threads took up to 3 s before it could fail."""
+        return others is not None and others + n + 1 > self.most
 
     def _reset_window(self) -> None:
         self._wall = self._waited = 0.0
@@ -216,12 +227,21 @@ class RunDelay:
 
 
 class Runnable:
-    """Threads runnable on the whole machine right now (Linux `/proc/loadavg`), or None where unavailable."""
+    """Threads runnable on the whole machine right now (Linux `/proc/loadavg`), or None where unavailable, or
+    where the count is not this machine's: a container's `/proc/loadavg` may count its whole host's threads (the
+    kernel does not scope it), so where it counts far more threads than `/proc` shows, it is not read at all."""
 
     def __init__(self) -> None:
         try:
             self._fd: int | None = os.open("/proc/loadavg", os.O_RDONLY)
         except OSError:
+            self._fd = None
+        if self._fd is not None and _counts_unseen_threads(self._fd):
+            self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
             self._fd = None
 
     def read(self) -> int | None:
@@ -231,3 +251,19 @@ class Runnable:
             return int(os.pread(self._fd, 128, 0).split()[3].split(b"/")[0])
         except (OSError, IndexError, ValueError):
             return None
+
+
+def _counts_unseen_threads(fd: int) -> bool:
+    """Whether `/proc/loadavg`'s count of all threads is far above the threads `/proc` lets us see (a PID
+    namespace, a container): then its runnable count is the host's, not ours to act on."""
+    try:
+        total = int(os.pread(fd, 128, 0).split()[3].split(b"/")[1])
+    except (OSError, IndexError, ValueError):
+        return True
+    seen = 0
+    with contextlib.suppress(OSError):
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                with contextlib.suppress(OSError):
+                    seen += len(os.listdir(f"/proc/{pid}/task"))
+    return total > 2 * seen + 64
