@@ -96,6 +96,54 @@ def test_no_thread_more_is_tried_while_other_runnable_threads_fill_the_other_cor
     assert policy.threads == 2
 
 
+def test_runnable_threads_of_a_lower_priority_do_not_stop_a_try_and_counting_them_is_rare() -> None:
+    """A `nice`d build shows in the machine-wide count but takes no core from us: where the threads that really
+    compete can be counted, a try goes ahead; while they do fill the cores, they are counted ever more rarely."""
+    clock = Clock()
+    scans: list[float] = []
+    rivals = 0
+
+    def competing() -> int:
+        scans.append(clock.t)
+        return rivals
+
+    policy = ThreadPolicy(2, now=clock, competing=competing)
+    steps(policy, clock, 10, 0.0, others=2)  # two niced compile jobs
+    assert policy.threads == 2 and reasons(policy) == [(2, "try"), (2, "kept")] and len(scans) == 1
+    clock.t += 100
+    scans.clear()
+    rivals = 2
+    policy = ThreadPolicy(2, now=clock, competing=competing)
+    steps(policy, clock, 6000, 0.02, others=2)  # 60 s beside two busy programs at our priority
+    assert policy.threads == 1 and reasons(policy) == []
+    gaps = [round(b - a) for a, b in itertools.pairwise(scans)]
+    assert gaps[:4] == [2, 4, 8, 16] and all(gap <= MAX_BACKOFF + 1 for gap in gaps), gaps
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_the_threads_that_compete_are_counted_from_proc_busy_programs_among_them() -> None:
+    from llmclient.backends.llama_cpp._threads import Runnable, _rivals
+
+    runnable = Runnable()
+    if runnable.read() is None:
+        pytest.skip("this machine's /proc/loadavg counts threads /proc does not show (a container)")
+    code = "import time\nend = time.time() + 20\nwhile time.time() < end:\n    pass\n"
+    busy = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    niced = subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", code])
+    try:
+        time.sleep(0.3)
+        counts = [runnable.competing() for _ in range(5)]
+        seen = [_rivals(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)) for _ in range(5)]
+    finally:
+        for p in [*busy, niced]:
+            p.kill()
+            p.wait()
+    # both busy programs are runnable at every reading (they never sleep); the niced one never counts
+    assert min(c for c in counts if c is not None) >= 2, counts
+    assert all(r is not None and all(r[p.pid] == 1 for p in busy) and r[niced.pid] == 0 for r in seen), seen
+    runnable.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 def test_a_runnable_count_that_counts_a_hosts_unseen_threads_is_not_read(tmp_path: Path) -> None:
     """A container's /proc/loadavg may be its host's: counting many more threads than /proc shows, it is ignored
