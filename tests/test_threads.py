@@ -211,6 +211,7 @@ async def test_real_busy_programs_make_the_decode_use_one_thread_and_the_cores_c
     """As many busy programs as cores beside a real stream: the policy never keeps more than one thread while they
     run; once they are stopped, it takes every planned thread again within a few streams."""
     from llmclient import LlmClient
+    from llmclient.backends.llama_cpp._threads import Runnable
     from llmclient.backends.llama_cpp._worker import _decode_thread
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -240,12 +241,18 @@ async def test_real_busy_programs_make_the_decode_use_one_thread_and_the_cores_c
         assert not [d for d in loaded if d.reason == "kept"], f"kept more threads beside busy programs: {loaded}"
         assert final == 1 or (loaded and loaded[-1].reason == "try"), f"not down to one thread: {loaded}"
         since = time.perf_counter()
-        # up to 25 streams: on a shared machine another program may hold a core for a while (more tries, the same
-        # check)
+        # up to 25 streams: on a shared machine another program may hold a core for a while; the policy then
+        # rightly keeps one thread (no try while other programs' threads fill the other cores), so the streams
+        # count only where the other cores were seen free
+        rivals, free = Runnable(), 0
         for _ in range(25):
             await client.chat("Write a long story about a lighthouse keeper.", max_tokens=120)
             if policy.threads == cores:
                 break
+            others = rivals.competing()
+            free += others is not None and others < cores - 1
         idle = [d for d in policy.decisions if d.at >= since]
+        if policy.threads != cores and free < 3:
+            pytest.skip(f"other programs kept this machine's cores busy ({free} of 25 readings free): {idle}")
         assert policy.threads == cores, f"the cores did not come back: {idle}"
         assert final == cores or idle[-1].reason == "kept", f"came back without a try that held: {idle}"
