@@ -10,6 +10,7 @@ references resolve), and a turn holds at most `MAX_CALLS` calls: a small model t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,13 +63,23 @@ def tool_call_grammar(
 ) -> str:
     """The Lark grammar (llguidance) for a turn in format `fmt`: `mode` `auto` or `required`, `only` the one tool
     a call must be of; `special` maps each marker that is a single special token of the vocabulary to its id (it is
-    then matched as that token, not as text); `parallel=False`, or a named tool, holds a turn to one call."""
+    then matched as that token, not as text); `parallel=False`, or a named tool, holds a turn to one call. Built
+    and checked once per set of arguments (~1 ms), then remembered."""
+    defs = json.dumps([[t.name, t.parameters] for t in tools])  # key order kept: llguidance writes it so
+    return _grammar(fmt, defs, mode, only, tuple(sorted((special or {}).items())), parallel)
+
+
+@functools.lru_cache(maxsize=256)
+def _grammar(
+    fmt: ToolFormat, defs: str, mode: str, only: str | None, special_items: tuple[tuple[str, int], ...], parallel: bool
+) -> str:
     from llguidance import LLMatcher
 
+    tools = [Tool(name, "", parameters) for name, parameters in json.loads(defs)]
     chosen = [t for t in tools if only is None or t.name == only]
     if not chosen:
         raise SchemaError("no tool to call: give tools=[...]")
-    special = special or {}
+    special = dict(special_items)
 
     def lit(text: str) -> str:
         return f"<[{special[text]}]>" if text in special else json.dumps(text)

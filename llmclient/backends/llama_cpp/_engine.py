@@ -7,6 +7,7 @@ loop without blocking either side.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -28,13 +29,15 @@ from llmclient.chat.formats import ToolFormat
 from llmclient.chat.parsers import ToolCallReader
 from llmclient.chat.tools import tool_choice_of, tools_from
 from llmclient.errors import ClientClosedError, SchemaError
-from llmclient.structured import Constraint
 from llmclient.structured._tools import special_markers, tool_call_grammar
 from llmclient.types import Timings
 
 __all__ = ["LlamaCppEngine"]
 
 logger = logging.getLogger("llmclient")
+
+#: Grammars whose first matcher is kept to copy for the next request with the same constraint.
+TEMPLATES = 64
 
 
 class LlamaCppEngine:
@@ -44,6 +47,10 @@ class LlamaCppEngine:
         """Wraps a loaded `Worker`; use `load`."""
         self._worker = worker
         self.settings = settings
+        self._templates: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        """Grammar -> an unused matcher of it, to copy: the latest `TEMPLATES` grammars (only the loop touches it)."""
+        self._markers: dict[str, int] | None = None
+        """The model's tool-call markers that are special tokens of its vocabulary (found on first use)."""
         self._capabilities = Capabilities(
             structured_output=True, tools=True, cancel_in_prompt=True, parallel=max(1, settings.parallel)
         )
@@ -98,7 +105,9 @@ class LlamaCppEngine:
             matcher, fmt = await self._tool_matcher(request)
             reader = ToolCallReader(fmt)  # calls are read out of the text here: the decode thread never waits
         else:
-            matcher = await self._matcher(request.constraint) if request.constraint is not None else None
+            constraint = request.constraint
+            refused = f"this {constraint.kind} cannot be enforced" if constraint is not None else ""
+            matcher = await self._matcher(constraint.grammar, refused) if constraint is not None else None
         job = Job(request, loop_sender(offer), cancel, matcher=matcher)
         self._worker.submit(job)
         first: float | None = None
@@ -124,46 +133,46 @@ class LlamaCppEngine:
         finally:
             cancel.set()  # left early, cancelled or failed: stop generating at the next token
 
-    async def _matcher(self, constraint: Constraint) -> Any:
-        """A fresh llguidance matcher for `constraint`, made on a worker thread (the model's tokenizer for it is
-        built there too, the first time: ~0.3 s for a 49k vocabulary)."""
+    async def _matcher(self, grammar: str, refused: str) -> Any:
+        """A fresh llguidance matcher for `grammar`: a copy of this grammar's first matcher (1 us), or the first,
+        made on a worker thread (0.7 ms; the model's tokenizer for it is built there too, the first time: ~0.3 s for
+        a 49k vocabulary). Many requests with one schema then start together, none waiting for a thread. `refused`
+        starts the `SchemaError` for a grammar llguidance cannot enforce."""
         model = self._worker.model
         if model is None:
             raise ClientClosedError("the client is closed; create a new one with init()")
+        template = self._templates.get(grammar)
+        if template is not None:
+            self._templates.move_to_end(grammar)
+            return template.deep_copy()
 
         def make() -> Any:
             from llguidance import LLMatcher
 
-            matcher = LLMatcher(model.constraint_tokenizer(), constraint.grammar, log_level=0)  # type: ignore[attr-defined]
+            matcher = LLMatcher(model.constraint_tokenizer(), grammar, log_level=0)  # type: ignore[attr-defined]
             if matcher.is_error():
-                raise SchemaError(f"this {constraint.kind} cannot be enforced: {matcher.get_error()}")
+                raise SchemaError(f"{refused}: {matcher.get_error()}")
             return matcher
 
-        return await anyio.to_thread.run_sync(make)
+        made = await anyio.to_thread.run_sync(make)
+        self._templates[grammar] = made
+        while len(self._templates) > TEMPLATES:
+            self._templates.popitem(last=False)
+        return made.deep_copy()
 
     async def _tool_matcher(self, request: GenerateRequest) -> tuple[Any, ToolFormat]:
-        """The llguidance matcher that holds `request`'s tool calls to the model's format and the tools' schemas
-        (made on a worker thread), and that format."""
+        """The llguidance matcher that holds `request`'s tool calls to the model's format and the tools' schemas,
+        and that format."""
         tools = tools_from(request.tools)
         mode, only = tool_choice_of(request.tool_choice, tools)
         model: Any = self._worker.model
         if model is None:
             raise ClientClosedError("the client is closed; create a new one with init()")
         fmt: ToolFormat = model.tool_format
-
-        def make() -> Any:
-            from llguidance import LLMatcher
-
-            tokenizer = model.constraint_tokenizer()
-            grammar = tool_call_grammar(
-                fmt, tools, mode, only, special_markers(tokenizer, fmt), request.parallel_tool_calls
-            )
-            matcher = LLMatcher(tokenizer, grammar, log_level=0)
-            if matcher.is_error():
-                raise SchemaError(f"these tools' schemas cannot be enforced: {matcher.get_error()}")
-            return matcher
-
-        return await anyio.to_thread.run_sync(make), fmt
+        if self._markers is None:  # once per model: which of its format's markers are special tokens
+            self._markers = await anyio.to_thread.run_sync(lambda: special_markers(model.constraint_tokenizer(), fmt))
+        grammar = tool_call_grammar(fmt, tools, mode, only, self._markers, request.parallel_tool_calls)
+        return await self._matcher(grammar, "these tools' schemas cannot be enforced"), fmt
 
     async def aclose(self) -> None:
         """Stop the worker and free the model; requests still queued get `ClientClosedError`."""

@@ -13,6 +13,10 @@ core cannot be seen from fewer threads (one thread beside one busy program on 2 
 so the policy tries one thread more now and then, keeps it if the decode thread still does not wait, and waits
 twice as long before the next try if it did (at most `MAX_BACKOFF` seconds).
 
+Nor is one thread more tried while `/proc/loadavg` shows other runnable threads on every core but the team's: a
+try there costs seconds (a step of a team with more threads than free cores waits at every barrier), and the team's
+own wait does not reveal those neighbours (one thread beside two busy programs on 2 cores waited 2%).
+
 Our own event loop's thread makes the team wait too, and shedding for it would only slow generation down: where
 `/proc/loadavg` tells how many threads are runnable machine-wide, a window in which no other thread was runnable at
 some moment sheds nothing (a count read in a container may include its whole host; then it never vetoes).
@@ -25,6 +29,8 @@ or a kernel built without it), the plan's count is used throughout.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import time
@@ -51,6 +57,9 @@ STALL_S = 0.1
 #: Seconds before trying one thread more after a failed try: doubled on each failure up to `MAX_BACKOFF`.
 BASE_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
+#: While the machine-wide runnable count leaves no core free, the threads that really compete are counted at most
+#: this often (doubled while they do, up to `MAX_BACKOFF`): a scan of /proc takes milliseconds.
+SCAN_S = 1.0
 #: After the decode thread has had nothing to do for this long, guess again as at the start: the machine may have
 #: changed meanwhile.
 FORGET_S = 5.0
@@ -90,6 +99,11 @@ class ThreadPolicy:
     _steps: int = 0
     _others: int | None = None
     """The fewest other runnable threads seen in the window (None: no reading)."""
+    competing: Callable[[], int | None] | None = None
+    """Other runnable threads that compete with ours (not of a lower priority), or None where unknown: slower to
+    read than the machine-wide count, so read only when that count leaves no core free."""
+    _next_scan: float = 0.0
+    _scan_every: float = 1.0
     _tried_from: int | None = None
     _backoff: float = BASE_BACKOFF
     _next_try: float = 0.0
@@ -170,9 +184,29 @@ class ThreadPolicy:
             got = int(n * (1.0 - share) + 0.5)  # the cores' worth the team received
             self._next_try = max(self._next_try, now + self._backoff)
             self._decide(max(1, min(n - 1, got)), share, "stall" if stalled else "contention")
-        elif share < ROOM and n < self.most and now >= self._next_try:
+        elif share < ROOM and n < self.most and now >= self._next_try and not self._no_free_core(alone_window, n):
             self._tried_from = n
             self._decide(n + 1, share, "try")
+
+    def _no_free_core(self, others: int | None, n: int) -> bool:
+        """Whether the window's fewest other runnable threads leave no core for one thread more: then a try is
+        not made at all. The team's low wait does not show such neighbours: one thread beside two busy programs on
+        2 cores waited 2% of the time, while each try at 2 threads took up to 3 s before it could fail.
+
+        The machine-wide count includes threads of a lower priority (a `nice`d build), which take no core from us;
+        where `competing` can tell, it is asked (at most every `SCAN_S` seconds, less often while it agrees)."""
+        if others is None or others + n + 1 <= self.most:
+            return False
+        now = self.now()
+        if self.competing is None or now < self._next_scan:
+            return True
+        rivals = self.competing()
+        if rivals is not None and rivals + n + 1 <= self.most:
+            self._scan_every = SCAN_S
+            return False
+        self._scan_every = min(2 * self._scan_every, MAX_BACKOFF)
+        self._next_scan = now + self._scan_every
+        return True
 
     def _reset_window(self) -> None:
         self._wall = self._waited = 0.0
@@ -216,12 +250,21 @@ class RunDelay:
 
 
 class Runnable:
-    """Threads runnable on the whole machine right now (Linux `/proc/loadavg`), or None where unavailable."""
+    """Threads runnable on the whole machine right now (Linux `/proc/loadavg`), or None where unavailable, or
+    where the count is not this machine's: a container's `/proc/loadavg` may count its whole host's threads (the
+    kernel does not scope it), so where it counts far more threads than `/proc` shows, it is not read at all."""
 
     def __init__(self) -> None:
         try:
             self._fd: int | None = os.open("/proc/loadavg", os.O_RDONLY)
         except OSError:
+            self._fd = None
+        if self._fd is not None and _counts_unseen_threads(self._fd):
+            self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
             self._fd = None
 
     def read(self) -> int | None:
@@ -231,3 +274,45 @@ class Runnable:
             return int(os.pread(self._fd, 128, 0).split()[3].split(b"/")[0])
         except (OSError, IndexError, ValueError):
             return None
+
+    def competing(self) -> int | None:
+        """Runnable threads of other processes at our priority or above (a lower one takes no core from us), from
+        each thread's /proc stat: ~6 ms for 80 processes, so only now and then. None where unreadable."""
+        if self._fd is None:
+            return None
+        rivals = _rivals(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
+        return None if rivals is None else sum(rivals.values())
+
+
+def _counts_unseen_threads(fd: int) -> bool:
+    """Whether `/proc/loadavg`'s count of all threads is far above the threads `/proc` lets us see (a PID
+    namespace, a container): then its runnable count is the host's, not ours to act on."""
+    try:
+        total = int(os.pread(fd, 128, 0).split()[3].split(b"/")[1])
+    except (OSError, IndexError, ValueError):
+        return True
+    seen = 0
+    with contextlib.suppress(OSError):
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                with contextlib.suppress(OSError):
+                    seen += len(os.listdir(f"/proc/{pid}/task"))
+    return total > 2 * seen + 64
+
+
+def _rivals(own: int, nice: int) -> collections.Counter[int] | None:
+    """Process id -> its threads that are runnable now at niceness `nice` or below, for every process but `own`."""
+    rivals: collections.Counter[int] = collections.Counter()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != own]
+    except OSError:
+        return None
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as stat:
+                        fields = stat.read().rsplit(b")", 1)[1].split()
+                    if fields[0] == b"R" and int(fields[16]) <= nice:  # its state and niceness
+                        rivals[pid] += 1
+    return rivals
