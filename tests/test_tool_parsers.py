@@ -119,6 +119,14 @@ RECORDED: dict[str, tuple[str, str, str, list[tuple[str, dict[str, Any]]]]] = {
         [TIME],
     ),
     "generic: llama.cpp's response wrapper": ("generic", '{"response": "It is noon."}', "It is noon.", []),
+    "generic: a JSON answer is no call": (
+        "generic",
+        '{"city": "Paris"} is the JSON.',
+        '{"city": "Paris"} is the JSON.',
+        [],
+    ),
+    "generic: text opening with a brace": ("generic", "{braces} are fine", "{braces} are fine", []),
+    "llama3.2: a JSON answer is no call": ("llama3", '{"answer": 4}', '{"answer": 4}', []),
 }
 
 #: (family, raw output cut mid-call)

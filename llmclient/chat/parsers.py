@@ -28,6 +28,8 @@ __all__ = ["ToolCallReader", "parse_tool_calls"]
 
 _DECODER = json.JSONDecoder()
 _MISTRAL_NAMED = re.compile(r"\s*([A-Za-z0-9_-]+)\[ARGS\]")
+_CALL_KEYS = frozenset({"name", "function", "tool_call", "tool_calls", "response"})
+"""Keys of which a JSON object opening the answer holds one if it is a call (else it is a JSON answer)."""
 
 
 @dataclass
@@ -47,6 +49,8 @@ class ToolCallReader:
         self._raw = ""
         """The text of the call being read, marker included (what an error shows)."""
         self._after_call = False
+        self._leading = False
+        """The call being read is a JSON object the answer opened with (no marker)."""
         self._block = 0
         """Calls read since the last marker (those without an end tag may follow one another)."""
         self.calls: list[ToolCall] = []
@@ -98,7 +102,7 @@ class ToolCallReader:
                 return  # nothing but space yet: the answer may still open with a call
             self._at_start = False
             if stripped.startswith("{"):
-                self._in_call, self._raw, self._held = True, "", stripped
+                self._in_call, self._leading, self._raw, self._held = True, True, "", stripped
                 return
         self._at_start = self._at_start and not held.strip()
         at = held.find(fmt.trigger)
@@ -110,8 +114,37 @@ class ToolCallReader:
         found.text += held[: len(held) - keep]
         self._held = held[len(held) - keep :]
 
+    def _read_leading(self, found: _Found, final: bool) -> None:
+        """A JSON object the answer opens with: a call if it is shaped as one, else text (a JSON answer)."""
+        held = self._held
+        try:
+            value, end = _DECODER.raw_decode(held)
+        except json.JSONDecodeError:
+            if final and '"name"' not in held:  # no call was meant: text that opens with a brace
+                found.text += held
+                self._in_call = self._leading = False
+                self._held = ""
+            elif final and held.rstrip().endswith("}"):
+                self._take(held, held, found)  # complete but malformed: says why
+            return  # else wait for more (or, at the end, `finish` says the call was cut)
+        self._leading = False
+        if not isinstance(value, Mapping) or not _CALL_KEYS & set(value):
+            found.text += held[:end]
+            self._in_call, self._held = False, held[end:]
+            return
+        self._raw, self._held = held[:end], held[end:]
+        self._found(value, found)
+        self._block += 1
+        if self.format.end:  # generic: one call without its tags, then text
+            self._in_call, self._block = False, 0
+            self._held = self._held.lstrip() if self._held.strip() else ""
+        # Llama: still in the calls, read on as ever (`; {...}` is another call, other text is text)
+
     def _read_call(self, found: _Found, final: bool) -> None:
         fmt, held = self.format, self._held
+        if self._leading:
+            self._read_leading(found, final)
+            return
         if fmt.end:
             close = held.find(fmt.end)
             if close >= 0:
