@@ -2,7 +2,9 @@
 
 The model lives on the process's decode thread (`_worker.py`), which runs every llama.cpp model of the process
 with continuous batching; `generate` queues a request there and streams its pieces back to the caller's event
-loop without blocking either side.
+loop without blocking either side. A constrained request (a schema, a grammar, tools) carries an llguidance matcher
+made here; a request with tools has its calls read out of the text here too (`ToolCallReader`), on the caller's
+side, and reported on `Piece.tool_calls`.
 """
 
 from __future__ import annotations
