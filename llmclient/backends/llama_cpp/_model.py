@@ -2,12 +2,12 @@
 
 Loads with the plan's settings (context, parallel sequences sharing one KV cache, GPU layers, threads, flash
 attention, a window-sized SWA cache) through llama-cpp-python's model and context wrappers, which also give the
-tokenizer and the GGUF's chat template (rendered by `llmclient.chat.ChatTemplate`, sandboxed, with tools and earlier
-calls in the model's own format, unless `.chat_template` or a named `chat_format` replaces it). Generation is our own loop over its low-level bindings (`_batch.py`): every
-running request advances in one `llama_decode` per step, each with llama.cpp's native sampler chain,
-incremental detokenization that never splits a UTF-8 character, and reuse of the KV cache for an already
-evaluated prefix (a chat's history). Cancellation is checked at every step and, through llama.cpp's abort
-callback, inside a long prompt's evaluation.
+tokenizer and the GGUF's chat template (rendered by `llmclient.chat.ChatTemplate`, sandboxed, with tools and
+earlier calls in the model's own format, unless `.chat_template` or a named `chat_format` replaces it).
+Generation is our own loop over its low-level bindings (`_batch.py`): every running request advances in one
+`llama_decode` per step, each with llama.cpp's native sampler chain, incremental detokenization that never splits
+a UTF-8 character, and reuse of the KV cache for an already evaluated prefix (a chat's history). Cancellation is
+checked at every step and, through llama.cpp's abort callback, inside a long prompt's evaluation.
 """
 
 from __future__ import annotations
