@@ -346,3 +346,56 @@ def test_a_call_in_openai_shape_comes_back_parsed_and_a_bad_one_is_an_error_with
     with pytest.raises(ToolCallError, match="not valid JSON") as raised:
         ToolCall.from_dict({"id": "c2", "type": "function", "function": {"name": "now", "arguments": "{zone"}})
     assert raised.value.name == "now" and "{zone" in raised.value.raw
+
+
+# --- the grammar of each family, on a byte-level tokenizer ------------------------------------------
+
+
+class _Bytes:
+    """A tokenizer whose tokens are the 256 bytes (and an end token): a grammar then checks text byte by byte."""
+
+    def __init__(self) -> None:
+        self.eos_token_id, self.bos_token_id = 256, None
+        self.tokens = [bytes([i]) for i in range(256)] + [b"<eos>"]
+        self.special_token_ids = [256]
+
+    def __call__(self, text: str | bytes) -> list[int]:
+        return list(text.encode() if isinstance(text, str) else text)
+
+
+def accepts(fmt: Any, mode: str, text: str, only: str | None = None, parallel: bool = True) -> bool:
+    import llguidance
+
+    from llmclient.structured._tools import tool_call_grammar
+
+    tokenizer = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Bytes()), slices=[])
+    grammar = tool_call_grammar(fmt, tools_from([get_time, paint]), mode, only, parallel=parallel)
+    matcher = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
+    return matcher.consume_tokens(list(text.encode())) and matcher.is_accepting()
+
+
+TIME_CALL = '{"name": "get_time", "arguments": {"zone": "UTC"}}'
+PAINT_CALL = '{"name": "paint", "arguments": {"target": {"x": 1, "y": 2}, "colour": "red"}}'
+
+
+def test_each_familys_grammar_admits_text_or_its_own_calls_and_nothing_else() -> None:
+    hermes = f"<tool_call>\n{TIME_CALL}\n</tool_call>"
+    for fmt in (HERMES, GENERIC):
+        assert accepts(fmt, "auto", "Any text at all, even < and {")
+        assert accepts(fmt, "auto", f"Let me see.{hermes}\n<tool_call>\n{PAINT_CALL}\n</tool_call>")
+        assert not accepts(fmt, "auto", "<tool_call>\n" + TIME_CALL.replace("get_time", "get_date") + "\n</tool_call>")
+        assert not accepts(fmt, "auto", "<tool_call>\n" + TIME_CALL.replace('"UTC"', "7") + "\n</tool_call>")
+        assert not accepts(fmt, "required", "Sure." + hermes) and accepts(fmt, "required", hermes)
+        assert not accepts(fmt, "required", hermes, only="paint") and not accepts(
+            fmt, "required", hermes * 2, "get_time"
+        )
+        assert accepts(fmt, "required", hermes + "\n" + hermes) and not accepts(
+            fmt, "required", hermes * 2, parallel=False
+        )
+    llama = TIME_CALL.replace('"arguments"', '"parameters"')
+    assert accepts(LLAMA3, "auto", "The time is noon.") and accepts(LLAMA3, "auto", llama)
+    assert not accepts(LLAMA3, "auto", TIME_CALL) and not accepts(LLAMA3, "required", "The time is noon.")
+    mistral = f"[TOOL_CALLS][{TIME_CALL}, {PAINT_CALL}]"
+    assert accepts(MISTRAL, "auto", "Bonjour.") and accepts(MISTRAL, "auto", "Voilà." + mistral)
+    assert accepts(MISTRAL, "required", mistral) and not accepts(MISTRAL, "required", "Bonjour.")
+    assert not accepts(MISTRAL, "required", mistral, parallel=False)
