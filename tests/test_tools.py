@@ -459,3 +459,19 @@ async def test_an_openai_tool_dict_reaches_the_engine_as_given_and_its_call_is_c
     assert result.message == {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "now", "arguments": '{"zone": "UTC"}'}}]}  # fmt: skip
     assert isinstance(tool_from(spec), Tool) and tool_from(spec).function is None
+
+
+async def test_a_stream_gives_text_then_each_checked_call_as_an_openai_delta() -> None:
+    script: Script = [
+        "Let me add",
+        " that.",
+        ToolCall("c1", "add", {"a": 2, "b": 3}),
+        ToolCall("c2", "add", {"a": 1, "b": 1}),
+    ]
+    async with LlmClient(FakeEngine(script, capabilities=TOOLED)) as client:
+        chunks = [c async for c in client.stream("2+3 and 1+1?", tools=[add])]
+        whole = await client.chat("2+3 and 1+1?", tools=[add])
+    assert [c.text for c in chunks[:2]] == ["Let me add", " that."] and not chunks[0].tool_calls
+    deltas = [d for c in chunks for d in c.tool_calls]
+    assert deltas == [{"index": i, **call.to_dict()} for i, call in enumerate(whole.tool_calls)]
+    assert chunks[-1].finish_reason == whole.finish_reason == "tool_calls" and whole.text == "Let me add that."
