@@ -333,6 +333,9 @@ def test_what_a_schema_cannot_say_is_refused_naming_the_parameter() -> None:
         tool_from(bad)
     with pytest.raises(SchemaError, match="parameters must be a JSON Schema of an object"):
         tool_from({"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}})
+    odd: dict[str, Any] = {"type": "object", "properties": {"n": {"type": "integer", "minimum": "zero"}}}
+    with pytest.raises(SchemaError, match="not a valid JSON Schema"):
+        tool_from({"type": "function", "function": {"name": "f", "parameters": odd}})
     with pytest.raises(InvalidRequestError, match="only 'function' tools"):
         tool_from({"type": "code_interpreter"})
 

@@ -196,6 +196,12 @@ def _from_dict(tool: Mapping[str, Any]) -> Tool:
     parameters = function.get("parameters", {"type": "object", "properties": {}})
     if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
         raise SchemaError(f"tool {name}: parameters must be a JSON Schema of an object")
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(parameters).check_schema(dict(parameters))
+    except jsonschema.exceptions.SchemaError as error:
+        raise SchemaError(f"tool {name}: its parameters are not a valid JSON Schema ({error.message})") from None
     return Tool(name, str(function.get("description") or ""), dict(parameters))
 
 
