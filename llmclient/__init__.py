@@ -9,10 +9,12 @@ from __future__ import annotations
 # `llmclient.testing` and the cache.
 from llmclient import presets
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends.remote import RemoteEngine, RemoteSettings, ReplicaStats, Routing, session_key
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import Message, ToolCall
-from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
+from llmclient.client import LlamaCppBuilder, LlmClient, RemoteBuilder, SyncLlmClient
 from llmclient.errors import (
+    AuthenticationError,
     BusyError,
     ClientClosedError,
     ContextOverflowError,
@@ -29,13 +31,20 @@ from llmclient.errors import (
     InvalidRequestTypeError,
     InvalidSettingError,
     LlmClientError,
+    MalformedResponseError,
     ModelFormatError,
     ModelNotFoundError,
     ModelSourceError,
     OfflineError,
     QuantNotAvailableError,
+    RemoteError,
+    RemoteTimeoutError,
     RequestError,
     SchemaError,
+    ServerError,
+    ServerUnavailableError,
+    StreamInterruptedError,
+    UnknownModelError,
     UnknownPresetError,
     UnsupportedFeatureError,
     VerificationError,
@@ -61,6 +70,7 @@ from llmclient.workflows import Decision
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BusyError",
     "CachedFile",
     "CachedModel",
@@ -92,6 +102,7 @@ __all__ = [
     "LlamaCppBuilder",
     "LlmClient",
     "LlmClientError",
+    "MalformedResponseError",
     "MemoryEstimate",
     "Message",
     "ModelCache",
@@ -108,12 +119,24 @@ __all__ = [
     "QuantNotAvailableError",
     "read_gguf_info",
     "Rejected",
+    "RemoteBuilder",
+    "RemoteEngine",
+    "RemoteError",
+    "RemoteSettings",
+    "RemoteTimeoutError",
+    "ReplicaStats",
     "RequestError",
+    "Routing",
     "SchemaError",
     "Sampling",
+    "ServerError",
+    "ServerUnavailableError",
+    "session_key",
+    "StreamInterruptedError",
     "SyncLlmClient",
     "Timings",
     "ToolCall",
+    "UnknownModelError",
     "UnknownPresetError",
     "UNSET",
     "UnsupportedFeatureError",

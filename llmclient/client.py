@@ -4,10 +4,8 @@ The client checks a request once (messages, sampling, what the engine can do), a
 engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is
 the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
 `max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
-generation at the next step.
-
-`LlmClient.llama_cpp()` starts a builder; this module adds `init()` to the builder's configuration (builder.py
-never imports the client, so the data flows one way: configuration -> plan -> engine -> client).
+generation at the next step. `LlmClient.llama_cpp()` and `LlmClient.remote(url)` start builders; this module adds
+`init()` to their configuration (which never imports the client: configuration -> plan -> engine -> client).
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -28,6 +26,7 @@ import anyio.from_thread
 from typing_extensions import Unpack
 
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends.remote._config import RemoteConfig
 from llmclient.builder import LlamaCppConfig
 from llmclient.chat.messages import Messages, normalize_messages
 from llmclient.errors import (
@@ -42,7 +41,7 @@ from llmclient.structured import ConstraintOptions, constraint_from
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 from llmclient.workflows import Decision, Workflows
 
-__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
+__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RemoteBuilder", "RequestOptions", "SyncLlmClient"]
 
 Tools = Sequence[Mapping[str, Any]] | None
 _CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
@@ -86,6 +85,12 @@ class LlmClient(Workflows):
     def llama_cpp() -> LlamaCppBuilder:
         """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
         return LlamaCppBuilder()
+
+    @staticmethod
+    def remote(base_url: str | Sequence[str], *, model: str | None = None, api_key: str | None = None) -> RemoteBuilder:
+        """A builder for OpenAI-compatible servers (vLLM, SGLang, llama-server, Ollama), one URL or replicas to route
+        across; `model`: default, the one they list; `api_key`: default `$LLMCLIENT_API_KEY`, sent only to them."""
+        return RemoteBuilder.to(base_url, model=model, api_key=api_key)
 
     @classmethod
     async def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> LlmClient:
@@ -229,7 +234,7 @@ class LlmClient(Workflows):
                 parts.append(piece.text)
             if piece.finish_reason is not None:
                 usage = piece.usage or Usage(0, 0)
-                timings = piece.timings or _measured(began, first, at, usage)
+                timings = piece.timings or Timings.measured(began, first, at, usage)
                 return ChatResult("".join(parts), piece.finish_reason, usage, timings, request.constraint)
         raise ClientClosedError("the engine stopped without finishing the request")
 
@@ -249,15 +254,24 @@ class LlmClient(Workflows):
         await self.close()
 
 
-def _measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
-    """Timings as the client saw them, for an engine that reports none (no queue time known)."""
-    decode = end - (first or end)
-    produced = usage.completion_tokens
-    rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
-    return Timings(0.0, (first or end) - began, end - began, rate)
+class _InitSync:
+    """`init_sync()` from a builder's `init()`."""
+
+    init: Callable[[], Awaitable[LlmClient]]
+
+    def init_sync(self) -> SyncLlmClient:
+        """`init()` for scripts: a blocking client running on a private event loop thread."""
+        portal_cm = anyio.from_thread.start_blocking_portal()
+        portal = portal_cm.__enter__()
+        try:
+            client = portal.call(self.init)
+        except BaseException:
+            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
+            raise
+        return SyncLlmClient(portal, portal_cm, client)
 
 
-class LlamaCppBuilder(LlamaCppConfig):
+class LlamaCppBuilder(LlamaCppConfig, _InitSync):
     """Configuration for a llama.cpp model, then `plan()`, `init()` or `init_sync()`; immutable (each method
     returns a changed copy). Start it with `LlmClient.llama_cpp()`."""
 
@@ -272,16 +286,14 @@ class LlamaCppBuilder(LlamaCppConfig):
             plan=loaded.plan,
         )
 
-    def init_sync(self) -> SyncLlmClient:
-        """`init()` for scripts: a blocking client running on a private event loop thread."""
-        portal_cm = anyio.from_thread.start_blocking_portal()
-        portal = portal_cm.__enter__()
-        try:
-            client = portal.call(self.init)
-        except BaseException:
-            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
-            raise
-        return SyncLlmClient(portal, portal_cm, client)
+
+class RemoteBuilder(RemoteConfig, _InitSync):
+    """Configuration for OpenAI-compatible servers, then `init()` or `init_sync()`: `LlmClient.remote(url)`."""
+
+    async def init(self) -> LlmClient:
+        """Ask the servers for their models (and slots): the client over them, ready to answer."""
+        engine = await self.load()
+        return LlmClient(engine, defaults=self._sampling, system_prompt=self._system_prompt, max_queue=self._max_queue)
 
 
 class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
