@@ -230,7 +230,9 @@ class RemoteEngine:
         response: httpx.Response | None = None
         events: AsyncGenerator[str, None] | None = None
         try:
-            request = self._http.build_request("POST", url + path, json=body, headers=self._headers)
+            # no read timeout of httpx's: the first-token and idle timeouts below are this stream's
+            timeout = httpx.Timeout(self.settings.connect_timeout, read=None, write=30.0, pool=None)
+            request = self._http.build_request("POST", url + path, json=body, headers=self._headers, timeout=timeout)
             try:
                 with anyio.fail_after(self.settings.first_token_timeout):
                     response = await self._http.send(request, stream=True)

@@ -92,9 +92,9 @@ async def probe(http: httpx.AsyncClient, url: str, headers: dict[str, str], slot
 async def healthy(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> bool:
     """Whether `url` answers `/health` with 200 (or, where it has no `/health`, `/v1/models`)."""
     try:
-        response = await http.get(f"{url}/health", headers=headers)
+        response = await http.get(f"{url}/health", headers=headers, timeout=5.0)
         if response.status_code == 404:
-            response = await http.get(f"{url}/v1/models", headers=headers)
+            response = await http.get(f"{url}/v1/models", headers=headers, timeout=5.0)
     except httpx.TransportError:
         return False
     return response.status_code == 200
