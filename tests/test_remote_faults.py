@@ -33,6 +33,8 @@ from llmclient import (
     session_key,
 )
 from llmclient.backends.remote import _replicas
+from llmclient.backends.remote._replicas import Replica
+from llmclient.backends.remote._routing import rendezvous
 from tests.fake_openai import FakeServer, Out, Request, chunk, hello, stream
 
 pytestmark = pytest.mark.anyio
@@ -590,3 +592,24 @@ def test_the_sync_twin_talks_to_a_remote_server() -> None:
         thread.join(5)
         loop.close()
     assert [r.body["temperature"] for r in server.generations] == [0.0, 0.0]
+
+
+def test_rendezvous_hashing_moves_only_the_keys_of_a_replica_that_leaves() -> None:
+    replicas = [Replica(f"http://10.0.0.{i}:8000", None) for i in range(4)]
+    keys = [f"conversation {i}" for i in range(400)]
+    home = {k: rendezvous(k, replicas)[0] for k in keys}
+    assert len(set(home.values())) == 4 and min(list(home.values()).count(r) for r in replicas) > 50
+    gone = replicas[1]
+    after = {k: rendezvous(k, [r for r in replicas if r is not gone])[0] for k in keys}
+    assert all(after[k] is home[k] for k in keys if home[k] is not gone)
+
+
+async def test_typed_answers_on_grammars_are_refused_and_those_on_schemas_work() -> None:
+    async def numbers(request: Request, out: Out) -> None:
+        await stream(out, ['["3", ', '"4"]'])
+
+    async with FakeServer(numbers) as server, await LlmClient.remote(server.url).init() as client:
+        with pytest.raises(UnsupportedFeatureError, match="not grammar constraints"):
+            await client.boolean("Is the sky blue?")
+        assert await client.extract("The numbers.", "3 and 4", item=str | int) == ["3", "4"]
+    assert len(server.generations) == 1 and "response_format" in server.generations[0].body

@@ -12,6 +12,7 @@ caller, on another replica where there is one: connection errors, 429/503 (after
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -45,6 +46,7 @@ __all__ = ["RemoteEngine"]
 logger = logging.getLogger("llmclient")
 
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.25, 4.0
+_PIECE_FIELDS = frozenset(f.name for f in dataclasses.fields(Piece))
 _CLOSE_WAIT = 1.0
 """Seconds a response's close may take (it runs shielded from the caller's cancellation)."""
 
@@ -287,7 +289,11 @@ class RemoteEngine:
             produced = usage.completion_tokens if usage is not None else len(texts)
             rate = rate or ((produced - 1) / decode if decode > 0 and produced > 1 else 0.0)
             timings = Timings(queued, (first or end) - sent, end - began, rate)
-            yield Piece("", reason, usage or Usage(0, produced), timings)
+            final = Piece("", reason, usage or Usage(0, produced), timings)
+            if calls.calls and "tool_calls" in _PIECE_FIELDS:  # once Piece carries tool calls (issue 19)
+                extra: dict[str, Any] = {"tool_calls": calls.done()}
+                final = dataclasses.replace(final, **extra)
+            yield final
         except Retry:
             raise
         except (LlmClientError, httpx.TransportError, TimeoutError) as failure:
