@@ -613,3 +613,19 @@ async def test_typed_answers_on_grammars_are_refused_and_those_on_schemas_work()
             await client.boolean("Is the sky blue?")
         assert await client.extract("The numbers.", "3 and 4", item=str | int) == ["3", "4"]
     assert len(server.generations) == 1 and "response_format" in server.generations[0].body
+
+
+async def test_a_request_cancelled_while_waiting_for_a_replica_keeps_the_order_of_the_others() -> None:
+    async def slow(request: Request, out: Out) -> None:
+        await stream(out, ["a", "b"], delay=0.1)
+
+    async with FakeServer(slow, total_slots=1) as server, await LlmClient.remote(server.url).init() as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.chat, "first")
+            await anyio.sleep(0.05)
+            with anyio.move_on_after(0.05):
+                await client.chat("second, cancelled while waiting")
+            tg.start_soon(client.chat, "third")
+        engine = client.engine
+        assert isinstance(engine, RemoteEngine) and engine.waiting == 0 and engine.stats()[0].in_flight == 0
+    assert [r.body["messages"][-1]["content"] for r in server.generations] == ["first", "third"]

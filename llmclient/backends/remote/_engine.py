@@ -171,20 +171,29 @@ class RemoteEngine:
                 replica = await self._dispatch.acquire(key, tried)
                 tried.append(replica)
                 wait: float | None = None
+                held = True
                 try:
                     if replica.check_health and not await self._back(replica):
                         error = ServerUnavailableError(f"{replica.url} is not healthy yet", url=replica.url)
                         continue
                     queued = time.perf_counter() - asked
-                    stream = self._attempt(replica, path, body, began, queued)
-                    async with contextlib.aclosing(stream) as pieces:
+                    final: Piece | None = None
+                    async with contextlib.aclosing(self._attempt(replica, path, body, began, queued)) as pieces:
                         async for piece in pieces:
+                            if piece.finish_reason is not None:
+                                final = piece
+                                break
                             yield piece
+                    assert final is not None
+                    held = False  # the response is closed: its place is free before the caller sees the end
+                    self._dispatch.release(replica)
+                    yield final
                     return
                 except Retry as retry:
                     error, wait = retry.error, retry.wait
                 finally:
-                    self._dispatch.release(replica)
+                    if held:
+                        self._dispatch.release(replica)
                 if attempt < self.settings.retries:
                     await anyio.sleep(self._backoff(attempt, wait, tried, error))
             assert error is not None
