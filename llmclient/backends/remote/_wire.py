@@ -131,7 +131,10 @@ def parse_chunk(payload: str, url: str) -> Chunk:
             body=payload[:4096],
         )
     choices = event.get("choices")
-    usage = _usage(event)
+    try:
+        usage = _usage(event)
+    except (TypeError, ValueError):
+        raise MalformedResponseError(f"{url} sent usage that is not token counts: {payload[:120]!r}", url=url) from None
     if not isinstance(choices, list) or (not choices and usage is None):
         raise MalformedResponseError(f"{url} sent a chunk without choices: {payload[:120]!r}", url=url)
     text, reason, tool_calls = "", None, None
