@@ -111,12 +111,14 @@ class FakeServer:
         health: int = 200,
         api_key: str | None = None,
         port: int = 0,
+        supports_tools: bool | None = None,
     ) -> None:
         self.chat = chat
         self.models = list(models)
         self.total_slots = total_slots
         self.health = health
         self.api_key = api_key
+        self.supports_tools = supports_tools
         self.requests: list[Request] = []
         self.disconnects = 0
         self.active = 0
@@ -187,10 +189,11 @@ class FakeServer:
         elif request.path == "/v1/models":
             await out.status(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
         elif request.path == "/props":
-            if self.total_slots is None:
+            if self.total_slots is None and self.supports_tools is None:
                 await out.status(404, {"error": {"message": "File Not Found"}})
             else:
-                await out.status(200, {"total_slots": self.total_slots})
+                caps = {} if self.supports_tools is None else {"supports_tools": self.supports_tools}
+                await out.status(200, {"total_slots": self.total_slots, "chat_template_caps": caps})
         elif request.path == "/health":
             await out.status(self.health, {"status": "ok" if self.health == 200 else "loading"})
         else:

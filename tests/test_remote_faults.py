@@ -564,6 +564,15 @@ async def test_tools_are_passed_through_and_a_tool_call_stream_finishes() -> Non
     ]
 
 
+async def test_tools_are_refused_where_the_servers_template_takes_none() -> None:
+    tool = {"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}
+    async with FakeServer(supports_tools=False) as server, await LlmClient.remote(server.url).init() as client:
+        assert not client.capabilities.tools
+        with pytest.raises(UnsupportedFeatureError, match="does not take tools"):
+            await client.chat("time?", tools=[tool])
+    assert server.generations == []
+
+
 async def test_extra_body_reaches_the_server_and_cannot_replace_what_the_engine_sets() -> None:
     async with FakeServer() as server:
         builder = LlmClient.remote(server.url).extra_body({"cache_prompt": True, "max_tokens": 3})

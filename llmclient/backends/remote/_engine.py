@@ -63,8 +63,10 @@ class RemoteEngine:
         model: str,
         settings: RemoteSettings,
         headers: dict[str, str],
+        *,
+        tools: bool = True,
     ) -> None:
-        """Made by `connect`, which asks the servers first."""
+        """Made by `connect`, which asks the servers first; `tools`: whether their chat templates take tools."""
         self._http = http
         self._replicas = list(replicas)
         self._dispatch = Dispatcher(self._replicas, settings.routing)
@@ -78,7 +80,7 @@ class RemoteEngine:
         capacities = [r.capacity for r in self._replicas]
         self._capabilities = Capabilities(
             structured_output=True,
-            tools=True,
+            tools=tools,
             parallel=None if None in capacities else sum(c for c in capacities if c is not None),
         )
 
@@ -105,12 +107,12 @@ class RemoteEngine:
             trust_env=False,  # and not through a proxy from the environment
         )
         try:
-            slots = settings.routing != "none" and settings.max_in_flight is None
+            props = settings.routing != "none"  # a gateway's /props would be one backend's
             answers: dict[str, Probed | RemoteError] = {}
 
             async def ask(url: str) -> None:
                 try:
-                    answers[url] = await probe(http, url, headers, slots)
+                    answers[url] = await probe(http, url, headers, props)
                 except RemoteError as error:
                     answers[url] = error
 
@@ -130,7 +132,8 @@ class RemoteEngine:
             for url in urls:
                 answer = answers[url]
                 total = answer.total_slots if isinstance(answer, Probed) else min(known, default=None)
-                replica = Replica(url, settings.max_in_flight or total)
+                total = settings.max_in_flight or total
+                replica = Replica(url, total)
                 if isinstance(answer, ServerUnavailableError):
                     logger.warning("%s; it is cooled down and tried again later", answer)
                     replica.cool_down(time.monotonic())
@@ -138,11 +141,14 @@ class RemoteEngine:
         except BaseException:
             await http.aclose()
             raise
-        return cls(http, replicas, chosen, settings, headers)
+        tools = all(p.tools is not False for p in probed)  # llama-server says when its template has no tools
+        return cls(http, replicas, chosen, settings, headers, tools=tools)
 
     @property
     def capabilities(self) -> Capabilities:
-        """JSON Schema output and tools (passed to the server); `parallel`: the replicas' capacities together."""
+        """JSON Schema output; tools (passed to the server) unless a server says its template takes none (a
+        request with tools is then refused, not silently answered without them); `parallel`: the replicas'
+        capacities together."""
         return self._capabilities
 
     def stats(self) -> tuple[ReplicaStats, ...]:
@@ -244,6 +250,7 @@ class RemoteEngine:
             # no read timeout of httpx's: the first-token and idle timeouts below are this stream's
             timeout = httpx.Timeout(self.settings.connect_timeout, read=None, write=30.0, pool=None)
             request = self._http.build_request("POST", url + path, json=body, headers=self._headers, timeout=timeout)
+            replica.sent()
             try:
                 with anyio.fail_after(self.settings.first_token_timeout):
                     response = await self._http.send(request, stream=True)
@@ -323,6 +330,7 @@ class RemoteEngine:
             failure = RemoteTimeoutError(f"{url} timed out waiting for {what}", url=url)
         elif isinstance(failure, httpx.TransportError):
             failure = ServerUnavailableError(f"{url} dropped the stream ({type(failure).__name__})", url=url)
+            replica.suspect()
         if failure is not original:
             failure.__cause__ = original
         if isinstance(failure, ServerUnavailableError | RemoteTimeoutError | MalformedResponseError):

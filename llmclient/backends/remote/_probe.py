@@ -32,6 +32,8 @@ class Probed:
     url: str
     models: tuple[str, ...]
     total_slots: int | None
+    tools: bool | None = None
+    """Whether its chat template renders tools (llama-server's `chat_template_caps`); None: it does not say."""
 
 
 def auth_error(url: str, status: int, body: bytes | str) -> AuthenticationError:
@@ -52,8 +54,9 @@ def unreachable(url: str, error: Exception) -> ServerUnavailableError:
     )
 
 
-async def probe(http: httpx.AsyncClient, url: str, headers: dict[str, str], slots: bool) -> Probed:
-    """`url`'s served models and, when `slots`, its `/props` `total_slots` (None where it has no such endpoint)."""
+async def probe(http: httpx.AsyncClient, url: str, headers: dict[str, str], props: bool) -> Probed:
+    """`url`'s served models and, when `props`, what its `/props` says: `total_slots` and whether its template
+    takes tools (None where it has no such endpoint)."""
     try:
         response = await http.get(f"{url}/v1/models", headers=headers)
     except httpx.TransportError as error:
@@ -79,14 +82,18 @@ async def probe(http: httpx.AsyncClient, url: str, headers: dict[str, str], slot
             url=url,
         ) from None
     total: int | None = None
-    if slots:
+    tools: bool | None = None
+    if props:
         try:
-            props = await http.get(f"{url}/props", headers=headers)
-            value = props.json().get("total_slots") if props.status_code == 200 else None
+            answer = await http.get(f"{url}/props", headers=headers)
+            said = answer.json() if answer.status_code == 200 else {}
+            value = said.get("total_slots")
             total = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+            caps = said.get("chat_template_caps")
+            tools = caps.get("supports_tools") if isinstance(caps, dict) else None
         except (httpx.TransportError, ValueError, AttributeError):
-            total = None
-    return Probed(url, models, total)
+            total = tools = None
+    return Probed(url, models, total, tools if isinstance(tools, bool) else None)
 
 
 async def healthy(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> bool:

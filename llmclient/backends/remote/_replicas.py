@@ -68,10 +68,13 @@ class Replica:
         return now >= self.resting_until
 
     def take(self) -> None:
-        """A request was given to it."""
+        """A request was given to it (it may yet be found unhealthy before anything is sent)."""
         self.in_flight += 1
-        self.started += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def sent(self) -> None:
+        """A request was sent to it."""
+        self.started += 1
 
     def release(self) -> None:
         """A request given to it ended (however)."""
@@ -93,6 +96,11 @@ class Replica:
         self.consecutive_failures += 1
         if refused or self.consecutive_failures >= FAILS_BEFORE_COOLDOWN:
             self.cool_down(now)
+
+    def suspect(self) -> None:
+        """It dropped a connection in the middle of an answer: ask its `/health` before the next request (a
+        crashed server then costs no request, a flaky link one check)."""
+        self.check_health = True
 
     def cool_down(self, now: float) -> None:
         """Out for a while: 5 s, doubling while it keeps failing, at most 60 s; then `/health` decides."""
