@@ -9,10 +9,12 @@ from __future__ import annotations
 # `llmclient.testing` and the cache.
 from llmclient import presets
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends.remote import RemoteEngine, RemoteSettings, ReplicaStats, Routing, session_key
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import HERMES_TEMPLATE, Message, MessageToolCall, Tool, ToolCall
-from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
+from llmclient.client import LlamaCppBuilder, LlmClient, RemoteBuilder, SyncLlmClient
 from llmclient.errors import (
+    AuthenticationError,
     BusyError,
     ClientClosedError,
     ContextOverflowError,
@@ -29,17 +31,24 @@ from llmclient.errors import (
     InvalidRequestTypeError,
     InvalidSettingError,
     LlmClientError,
+    MalformedResponseError,
     ModelFormatError,
     ModelNotFoundError,
     ModelSourceError,
     OfflineError,
     QuantNotAvailableError,
+    RemoteError,
+    RemoteTimeoutError,
     RequestError,
     SchemaError,
+    ServerError,
+    ServerUnavailableError,
+    StreamInterruptedError,
     ToolCallError,
     ToolError,
     ToolExecutionError,
     ToolLoopError,
+    UnknownModelError,
     UnknownPresetError,
     UnsupportedFeatureError,
     VerificationError,
@@ -65,6 +74,7 @@ from llmclient.workflows import Decision
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BusyError",
     "CachedFile",
     "CachedModel",
@@ -97,6 +107,7 @@ __all__ = [
     "LlamaCppBuilder",
     "LlmClient",
     "LlmClientError",
+    "MalformedResponseError",
     "MemoryEstimate",
     "Message",
     "MessageToolCall",
@@ -114,9 +125,20 @@ __all__ = [
     "QuantNotAvailableError",
     "read_gguf_info",
     "Rejected",
+    "RemoteBuilder",
+    "RemoteEngine",
+    "RemoteError",
+    "RemoteSettings",
+    "RemoteTimeoutError",
+    "ReplicaStats",
     "RequestError",
+    "Routing",
     "SchemaError",
     "Sampling",
+    "ServerError",
+    "ServerUnavailableError",
+    "session_key",
+    "StreamInterruptedError",
     "SyncLlmClient",
     "Timings",
     "Tool",
@@ -125,6 +147,7 @@ __all__ = [
     "ToolError",
     "ToolExecutionError",
     "ToolLoopError",
+    "UnknownModelError",
     "UnknownPresetError",
     "UNSET",
     "UnsupportedFeatureError",

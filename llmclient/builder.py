@@ -11,7 +11,7 @@ configuration. Every method returns a new builder, so a half-configured one can 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import anyio
 from typing_extensions import Self
 
 from llmclient._candidates import Candidates, resolve_candidates
+from llmclient._client_settings import ClientSettings
 from llmclient._hub.progress import Progress
 from llmclient._hub.reference import validate_reference
 from llmclient._source import Source
@@ -61,7 +62,7 @@ class Loaded:
 
 
 @dataclass(frozen=True)
-class LlamaCppConfig(PresetMethods):
+class LlamaCppConfig(ClientSettings, PresetMethods):
     """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
 
     _source: Source | None = None
@@ -76,12 +77,9 @@ class LlamaCppConfig(PresetMethods):
     _token: str | bool | None = None
     _offline: bool | None = None
     _progress: Progress = True
-    _system_prompt: str | None = None
     _chat_format: str | None = None
     _chat_template: str | None = None
-    _max_queue: int | None = None
     _parallel: int | None = None
-    _sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
     def for_file(cls, path: str | os.PathLike[str], **settings: Any) -> Self:
@@ -165,10 +163,6 @@ class LlamaCppConfig(PresetMethods):
 
     # --- how it answers ---------------------------------------------------------------------------
 
-    def system_prompt(self, text: str) -> Self:
-        """A system message put first in every chat that has none."""
-        return replace(self, _system_prompt=text)
-
     def chat_format(self, name: str) -> Self:
         """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
         return replace(self, _chat_format=name)
@@ -182,53 +176,10 @@ class LlamaCppConfig(PresetMethods):
         ChatTemplate(text)  # InvalidSettingError now for a template that does not compile, not at load
         return replace(self, _chat_template=text)
 
-    def max_queue(self, n: int) -> Self:
-        """At most `n` requests wait for a place among those running; one more gets `BusyError` at once
-        (default: no limit)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidSettingError(f"max_queue must be a whole number >= 0, got {n!r}")
-        return replace(self, _max_queue=n)
-
     def parallel(self, n: int) -> Self:
         """Decode up to `n` requests together in one batch (default: 4, fewer if their KV cache does not fit);
         1 serves them one at a time."""
         return replace(self, _parallel=_positive_int("parallel", n))
-
-    def _with(self, **sampling: Any) -> Self:
-        # a request checks the same fields with the same table (`Sampling`): a default it would refuse is refused
-        return replace(self, _sampling=self._sampling.merged(Sampling(**sampling)))
-
-    def temperature(self, value: float) -> Self:
-        """Default sampling temperature (0 = greedy)."""
-        return self._with(temperature=value)
-
-    def top_p(self, value: float) -> Self:
-        """Default nucleus sampling threshold."""
-        return self._with(top_p=value)
-
-    def top_k(self, value: int) -> Self:
-        """Default top-k (0 disables it)."""
-        return self._with(top_k=value)
-
-    def min_p(self, value: float) -> Self:
-        """Default min-p threshold."""
-        return self._with(min_p=value)
-
-    def repeat_penalty(self, value: float) -> Self:
-        """Default repetition penalty (1 = none; 0.01 to 10)."""
-        return self._with(repeat_penalty=value)
-
-    def max_tokens(self, n: int) -> Self:
-        """Default answer length limit in tokens."""
-        return self._with(max_tokens=n)
-
-    def seed(self, seed: int) -> Self:
-        """Default sampling seed."""
-        return self._with(seed=seed)
-
-    def stop(self, *stop: str) -> Self:
-        """Default stop sequences: the answer ends where one first appears."""
-        return self._with(stop=stop)
 
     # --- plan and load ----------------------------------------------------------------------------
 

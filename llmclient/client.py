@@ -4,10 +4,8 @@ The client checks a request once (messages, sampling, what the engine can do), a
 engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is
 the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
 `max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
-generation at the next step.
-
-`LlmClient.llama_cpp()` starts a builder; this module adds `init()` to the builder's configuration (builder.py
-never imports the client, so the data flows one way: configuration -> plan -> engine -> client).
+generation at the next step. `LlmClient.llama_cpp()` and `LlmClient.remote(url)` start builders; this module adds
+`init()` to their configuration (which never imports the client: configuration -> plan -> engine -> client).
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -27,30 +25,25 @@ import anyio
 import anyio.from_thread
 from typing_extensions import Unpack
 
+from llmclient._request import Tools, build_request
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends.remote._config import RemoteConfig
 from llmclient.builder import LlamaCppConfig
 from llmclient.chat.loop import ToolLoop, checked_call, tool_call_delta
-from llmclient.chat.messages import Messages, normalize_messages
-from llmclient.chat.tools import ToolCall, ToolOptions, tool_choice_of, tools_from
+from llmclient.chat.messages import Messages
+from llmclient.chat.tools import ToolCall, ToolOptions, tools_from
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
-    InvalidRequestError,
-    InvalidRequestTypeError,
     InvalidSettingError,
-    UnsupportedFeatureError,
 )
 from llmclient.sampling import Sampling, SamplingOptions
-from llmclient.structured import ConstraintOptions, constraint_from
+from llmclient.structured import ConstraintOptions
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 from llmclient.workflows import Workflows
 from llmclient.workflows._sync import SyncWorkflows
 
-__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
-
-Tools = Sequence[Any] | None
-"""What `tools=` takes: a list of `ToolLike` (Python functions, OpenAI tool dicts) or `Tool`s."""
-_CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
+__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RemoteBuilder", "RequestOptions", "SyncLlmClient"]
 
 
 class RequestOptions(SamplingOptions, ConstraintOptions, ToolOptions, total=False):
@@ -93,6 +86,12 @@ class LlmClient(Workflows, ToolLoop):
         """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
         return LlamaCppBuilder()
 
+    @staticmethod
+    def remote(base_url: str | Sequence[str], *, model: str | None = None, api_key: str | None = None) -> RemoteBuilder:
+        """A builder for OpenAI-compatible servers (vLLM, SGLang, llama-server, Ollama), one URL or replicas to route
+        across; `model`: default, the one they list; `api_key`: default `$LLMCLIENT_API_KEY`, sent only to them."""
+        return RemoteBuilder.to(base_url, model=model, api_key=api_key)
+
     @classmethod
     async def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> LlmClient:
         """A client for a local GGUF file, sized to this machine: the builder's `.local(path)` then `init()`."""
@@ -106,42 +105,9 @@ class LlmClient(Workflows, ToolLoop):
     # --- requests ---------------------------------------------------------------------------------
 
     def _request(
-        self,
-        messages: Messages | None,
-        prompt: str | None,
-        tools: Tools,
-        options: RequestOptions,
+        self, messages: Messages | None, prompt: str | None, tools: Tools, options: RequestOptions
     ) -> GenerateRequest:
-        asked: dict[str, Any] = dict(options)
-        shape = {k: asked.pop(k) for k in list(asked) if k in _CONSTRAINTS}
-        tool_choice, parallel = asked.pop("tool_choice", None), asked.pop("parallel_tool_calls", True)
-        sampling = self.defaults.merged(Sampling.of(asked))
-        chat = normalize_messages(messages, self.system_prompt) if messages is not None else None
-        if prompt is not None and not prompt:
-            raise InvalidRequestError("the prompt is empty: give some text to continue")
-        if tools and not self.capabilities.tools:
-            raise UnsupportedFeatureError(
-                f"this client's engine ({type(self.engine).__name__}) does not take tools; leave `tools` out or use "
-                "an engine whose capabilities include tools",
-                feature="tools",
-            )
-        made = tools_from(tools)
-        mode, _ = tool_choice_of(tool_choice, made)
-        constraint = constraint_from(**shape)
-        if constraint is not None and made and mode != "none":
-            raise InvalidRequestError(
-                f"give either tools or {', '.join(shape)}: a tool's arguments are already held to its schema"
-            )
-        if constraint is not None and not self.capabilities.structured_output:
-            raise UnsupportedFeatureError(
-                f"this client's engine ({type(self.engine).__name__}) does not enforce structured output; leave out "
-                f"{', '.join(shape)} or use an engine whose capabilities include structured_output",
-                feature="structured_output",
-            )
-        defs = tuple(t.definition() for t in made)
-        if not isinstance(parallel, bool):
-            raise InvalidRequestTypeError(f"parallel_tool_calls must be True or False, got {parallel!r}")
-        return GenerateRequest(chat, prompt, sampling, defs, constraint, tool_choice if made else None, parallel)
+        return build_request(self.engine, self.defaults, self.system_prompt, messages, prompt, tools, dict(options))
 
     def _admit(self) -> None:
         if self._closed:
@@ -265,7 +231,7 @@ class LlmClient(Workflows, ToolLoop):
             calls += [checked_call(call, made) for call in piece.tool_calls]
             if piece.finish_reason is not None:
                 usage = piece.usage or Usage(0, 0)
-                timings = piece.timings or _measured(began, first, at, usage)
+                timings = piece.timings or Timings.measured(began, first, at, usage)
                 reason = "tool_calls" if calls and piece.finish_reason == "stop" else piece.finish_reason
                 return ChatResult("".join(parts), reason, usage, timings, request.constraint, calls)
         raise ClientClosedError("the engine stopped without finishing the request")
@@ -286,15 +252,24 @@ class LlmClient(Workflows, ToolLoop):
         await self.close()
 
 
-def _measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
-    """Timings as the client saw them, for an engine that reports none (no queue time known)."""
-    decode = end - (first or end)
-    produced = usage.completion_tokens
-    rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
-    return Timings(0.0, (first or end) - began, end - began, rate)
+class _InitSync:
+    """`init_sync()` from a builder's `init()`."""
+
+    init: Callable[[], Awaitable[LlmClient]]
+
+    def init_sync(self) -> SyncLlmClient:
+        """`init()` for scripts: a blocking client running on a private event loop thread."""
+        portal_cm = anyio.from_thread.start_blocking_portal()
+        portal = portal_cm.__enter__()
+        try:
+            client = portal.call(self.init)
+        except BaseException:
+            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
+            raise
+        return SyncLlmClient(portal, portal_cm, client)
 
 
-class LlamaCppBuilder(LlamaCppConfig):
+class LlamaCppBuilder(LlamaCppConfig, _InitSync):
     """Configuration for a llama.cpp model, then `plan()`, `init()` or `init_sync()`; immutable (each method
     returns a changed copy). Start it with `LlmClient.llama_cpp()`."""
 
@@ -309,16 +284,14 @@ class LlamaCppBuilder(LlamaCppConfig):
             plan=loaded.plan,
         )
 
-    def init_sync(self) -> SyncLlmClient:
-        """`init()` for scripts: a blocking client running on a private event loop thread."""
-        portal_cm = anyio.from_thread.start_blocking_portal()
-        portal = portal_cm.__enter__()
-        try:
-            client = portal.call(self.init)
-        except BaseException:
-            portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
-            raise
-        return SyncLlmClient(portal, portal_cm, client)
+
+class RemoteBuilder(RemoteConfig, _InitSync):
+    """Configuration for OpenAI-compatible servers, then `init()` or `init_sync()`: `LlmClient.remote(url)`."""
+
+    async def init(self) -> LlmClient:
+        """Ask the servers for their models (and slots): the client over them, ready to answer."""
+        engine = await self.load()
+        return LlmClient(engine, defaults=self._sampling, system_prompt=self._system_prompt, max_queue=self._max_queue)
 
 
 class SyncLlmClient(SyncWorkflows, AbstractContextManager["SyncLlmClient"]):

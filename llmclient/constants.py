@@ -86,6 +86,17 @@ def jump_forward() -> bool:
     return _switch(JUMP_FORWARD_ENV) is not False
 
 
+#: The API key `LlmClient.remote()` sends (as `Authorization: Bearer ...`) to the servers it was given, when no
+#: `api_key=` is passed. Not `OPENAI_API_KEY`: a key for OpenAI should not travel to self-hosted replicas.
+API_KEY_ENV = "LLMCLIENT_API_KEY"
+
+
+def remote_api_key() -> str | None:
+    """`$LLMCLIENT_API_KEY`, or None when unset or empty."""
+    value = os.environ.get(API_KEY_ENV, "").strip()
+    return value or None
+
+
 def memory_budget_gb() -> float | None:
     """`$LLMCLIENT_MEMORY_GB` as a number of GB, or None when unset."""
     value = os.environ.get(MEMORY_GB_ENV, "").strip()

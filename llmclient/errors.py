@@ -10,7 +10,8 @@ those too (`except ValueError` keeps catching a bad request):
     │   ├── ModelNotFoundError (LookupError)
     │   ├── GatedModelError (PermissionError)
     │   ├── UnknownPresetError (LookupError)
-    │   └── QuantNotAvailableError (LookupError)
+    │   ├── QuantNotAvailableError (LookupError)
+    │   └── UnknownModelError (LookupError)     a server that does not serve the model asked for
     ├── FetchError                             getting the bytes
     │   ├── DownloadError (OSError)
     │   │   └── HubUnavailableError
@@ -30,10 +31,17 @@ those too (`except ValueError` keeps catching a bad request):
     │   ├── ToolCallError (ValueError)         a call that cannot be parsed or does not fit its tool
     │   ├── ToolExecutionError (RuntimeError)  a tool raised (run_tools with on_error="raise")
     │   └── ToolLoopError (RuntimeError)       run_tools reached max_rounds without an answer in text
-    └── running a model
-        ├── ClientClosedError (RuntimeError)
-        ├── GenerationError (RuntimeError)
-        └── BusyError (RuntimeError)
+    ├── running a model
+    │   ├── ClientClosedError (RuntimeError)
+    │   ├── GenerationError (RuntimeError)
+    │   │   └── StreamInterruptedError         a server's answer broke off after text reached the caller
+    │   └── BusyError (RuntimeError)
+    └── RemoteError                            an OpenAI-compatible server (`LlmClient.remote`)
+        ├── ServerUnavailableError (ConnectionError)   not reachable, or busy through every retry
+        ├── AuthenticationError (PermissionError)      401/403
+        ├── ServerError                        the server answered an error
+        ├── MalformedResponseError (ValueError)
+        └── RemoteTimeoutError (TimeoutError)  connect, first token or idle
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "BusyError",
     "ClientClosedError",
     "ContextOverflowError",
@@ -58,17 +67,24 @@ __all__ = [
     "InvalidRequestTypeError",
     "InvalidSettingError",
     "LlmClientError",
+    "MalformedResponseError",
     "ModelFormatError",
     "ModelNotFoundError",
     "ModelSourceError",
     "OfflineError",
     "QuantNotAvailableError",
+    "RemoteError",
+    "RemoteTimeoutError",
     "RequestError",
     "SchemaError",
     "ToolCallError",
     "ToolError",
     "ToolExecutionError",
     "ToolLoopError",
+    "ServerError",
+    "ServerUnavailableError",
+    "StreamInterruptedError",
+    "UnknownModelError",
     "UnknownPresetError",
     "UnsupportedFeatureError",
     "VerificationError",
@@ -123,6 +139,15 @@ class QuantNotAvailableError(ModelSourceError, LookupError):
 
     def __init__(self, message: str, *, available: Sequence[str] = ()) -> None:
         super().__init__(message)
+        self.available = tuple(available)
+
+
+class UnknownModelError(ModelSourceError, LookupError):
+    """The server does not serve a model of that name; `.available` lists those it does."""
+
+    def __init__(self, message: str, *, model: str, available: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.model = model
         self.available = tuple(available)
 
 
@@ -294,3 +319,67 @@ class GenerationError(LlmClientError, RuntimeError):
 
 class BusyError(LlmClientError, RuntimeError):
     """The client's queue is full (`max_queue` requests already waiting); try again later."""
+
+
+class StreamInterruptedError(GenerationError):
+    """A server's answer broke off (the connection dropped, an error or a malformed event arrived, it went idle, or
+    it ended without a finish reason) after some of its text had reached the caller, so it was not retried; `.text`
+    holds that text and `__cause__` the reason."""
+
+    def __init__(self, message: str, *, text: str, url: str) -> None:
+        super().__init__(message)
+        self.text = text
+        """The answer's text as far as it came."""
+        self.url = url
+        """The replica that was answering."""
+
+
+# --- OpenAI-compatible servers ----------------------------------------------------------------------
+
+
+class RemoteError(LlmClientError):
+    """An OpenAI-compatible server could not be reached, refused the request or answered something unusable;
+    `.url` names the replica."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ServerUnavailableError(RemoteError, ConnectionError):
+    """No replica could take the request: connections refused or dropped, or busy (429/503) and unavailable
+    (502/504) answers through every retry."""
+
+    def __init__(self, message: str, *, url: str, retry_after: float | None = None) -> None:
+        super().__init__(message, url=url)
+        self.retry_after = retry_after
+        """The seconds the server last asked to wait (`Retry-After`), if it said."""
+
+
+class AuthenticationError(RemoteError, PermissionError):
+    """The server refused the API key (401) or its permissions (403); never retried."""
+
+    def __init__(self, message: str, *, url: str, status: int) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+
+
+class ServerError(RemoteError):
+    """The server answered with an error: an HTTP status it is not worth retrying (or a 5xx through every retry),
+    or an error event in the stream; the message carries the server's own."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message, url=url)
+        self.status = status
+        """The HTTP status (None for an error event inside a stream)."""
+        self.body = body
+        """What the server said, as it said it (cut to a few kB)."""
+
+
+class MalformedResponseError(RemoteError, ValueError):
+    """The server's answer is not the OpenAI shape: not an event stream, an event that is not JSON, a chunk
+    without choices; is the URL an OpenAI-compatible API (ending before `/v1`)?"""
+
+
+class RemoteTimeoutError(RemoteError, TimeoutError):
+    """The server took too long: to accept the connection, to send the first token, or between two events."""

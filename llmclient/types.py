@@ -196,6 +196,15 @@ class Timings:
     tokens_per_second: float
     """Completion tokens per second after the first."""
 
+    @staticmethod
+    def measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
+        """Timings as a client saw them (`perf_counter` times), for an engine that reports none (no queue time
+        known)."""
+        decode = end - (first or end)
+        produced = usage.completion_tokens
+        rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
+        return Timings(0.0, (first or end) - began, end - began, rate)
+
 
 @dataclass(frozen=True)
 class ChatResult:
