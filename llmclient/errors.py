@@ -10,7 +10,8 @@ those too (`except ValueError` keeps catching a bad request):
     │   ├── ModelNotFoundError (LookupError)
     │   ├── GatedModelError (PermissionError)
     │   ├── UnknownPresetError (LookupError)
-    │   └── QuantNotAvailableError (LookupError)
+    │   ├── QuantNotAvailableError (LookupError)
+    │   └── UnsupportedModelError                a model the chosen engine is known to get wrong
     ├── FetchError                             getting the bytes
     │   ├── DownloadError (OSError)
     │   │   └── HubUnavailableError
@@ -19,6 +20,7 @@ those too (`except ValueError` keeps catching a bad request):
     │   └── InsufficientDiskError (OSError)
     ├── ModelFormatError (ValueError)          reading a model file
     ├── InsufficientMemoryError                sizing a model to the machine
+    ├── MissingDependencyError (ImportError)   an optional engine whose package is not installed
     ├── RequestError                           a request the client or its engine cannot run
     │   ├── InvalidRequestError (ValueError)
     │   │   └── SchemaError                    a schema or grammar that cannot be enforced
@@ -53,6 +55,7 @@ __all__ = [
     "InvalidRequestTypeError",
     "InvalidSettingError",
     "LlmClientError",
+    "MissingDependencyError",
     "ModelFormatError",
     "ModelNotFoundError",
     "ModelSourceError",
@@ -62,6 +65,7 @@ __all__ = [
     "SchemaError",
     "UnknownPresetError",
     "UnsupportedFeatureError",
+    "UnsupportedModelError",
     "VerificationError",
 ]
 
@@ -115,6 +119,16 @@ class QuantNotAvailableError(ModelSourceError, LookupError):
     def __init__(self, message: str, *, available: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.available = tuple(available)
+
+
+class UnsupportedModelError(ModelSourceError):
+    """The chosen engine is known to answer wrongly with this model; the message says why and which engine does
+    not."""
+
+    def __init__(self, message: str, *, architecture: str) -> None:
+        super().__init__(message)
+        self.architecture = architecture
+        """The model's `general.architecture`, e.g. `gemma3`."""
 
 
 # --- Getting the bytes ----------------------------------------------------------------------------
@@ -177,6 +191,17 @@ class InsufficientMemoryError(LlmClientError):
         """Bytes the smallest candidate needs at the smallest context."""
         self.available = available
         """Bytes the plan could use (GPU and RAM budgets together)."""
+
+
+class MissingDependencyError(LlmClientError, ImportError):
+    """An optional engine's package is not installed; the message gives the `pip install` that adds it."""
+
+    def __init__(self, message: str, *, package: str, extra: str) -> None:
+        super().__init__(message, name=package)
+        self.package = package
+        """The missing distribution, e.g. `mistralrs`."""
+        self.extra = extra
+        """llmclient's extra that installs it: `pip install "llmclient[<extra>]"`."""
 
 
 # --- Requests -------------------------------------------------------------------------------------
