@@ -6,12 +6,13 @@ from __future__ import annotations
 # (backends/llama_cpp/_model.py), and before numpy wherever llmclient itself would import numpy first: on an H100
 # machine with numpy 2.5.2, a numpy loaded first made every CUDA model load crash in llama.cpp's tokenizer setup
 # (SIGSEGV in llama_model_load_from_file). So an app without llama-cpp-python can still use a remote engine,
-# `llmclient.testing` and the cache.
+# `llmclient.testing` and the cache. Nor is mistral.rs imported: `LlmClient.mistral_rs()` loads it with a model, after
+# setting its environment (backends/mistralrs/workarounds.py).
 from llmclient import presets
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import Message, ToolCall
-from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
+from llmclient.client import LlamaCppBuilder, LlmClient, MistralRsBuilder, SyncLlmClient
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
@@ -29,6 +30,7 @@ from llmclient.errors import (
     InvalidRequestTypeError,
     InvalidSettingError,
     LlmClientError,
+    MissingDependencyError,
     ModelFormatError,
     ModelNotFoundError,
     ModelSourceError,
@@ -38,6 +40,7 @@ from llmclient.errors import (
     SchemaError,
     UnknownPresetError,
     UnsupportedFeatureError,
+    UnsupportedModelError,
     VerificationError,
 )
 from llmclient.hardware import Device, Hardware, detect
@@ -94,6 +97,8 @@ __all__ = [
     "LlmClientError",
     "MemoryEstimate",
     "Message",
+    "MissingDependencyError",
+    "MistralRsBuilder",
     "ModelCache",
     "ModelFile",
     "ModelFormatError",
@@ -117,6 +122,7 @@ __all__ = [
     "UnknownPresetError",
     "UNSET",
     "UnsupportedFeatureError",
+    "UnsupportedModelError",
     "Usage",
     "VerificationError",
     "VerifyReport",

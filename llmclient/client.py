@@ -1,13 +1,12 @@
 """`LlmClient`: the async facade over any `Engine`, and `SyncLlmClient`, its twin for scripts.
 
 The client checks a request once (messages, sampling, what the engine can do), applies its defaults and hands the
-engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is
-the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
-`max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
-generation at the next step.
+engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is the
+engine's (the plan's `parallel`, first come first served); the client refuses one more than `max_queue` waiting at
+once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the generation at the next token.
 
-`LlmClient.llama_cpp()` starts a builder; this module adds `init()` to the builder's configuration (builder.py
-never imports the client, so the data flows one way: configuration -> plan -> engine -> client).
+`LlmClient.llama_cpp()` and `LlmClient.mistral_rs()` start a builder; this module adds `init()` to the builders'
+configurations (builder.py never imports the client: configuration -> plan -> engine -> client).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -28,7 +27,8 @@ import anyio.from_thread
 from typing_extensions import Unpack
 
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
-from llmclient.builder import LlamaCppConfig
+from llmclient.backends.mistralrs import require_mistralrs
+from llmclient.builder import LlamaCppConfig, Loaded, MistralRsConfig
 from llmclient.chat.messages import Messages, normalize_messages
 from llmclient.errors import (
     BusyError,
@@ -42,7 +42,7 @@ from llmclient.structured import ConstraintOptions, constraint_from
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 from llmclient.workflows import Decision, Workflows
 
-__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
+__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "MistralRsBuilder", "RequestOptions", "SyncLlmClient"]
 
 Tools = Sequence[Mapping[str, Any]] | None
 _CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
@@ -87,6 +87,12 @@ class LlmClient(Workflows):
         """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
         return LlamaCppBuilder()
 
+    @staticmethod
+    def mistral_rs() -> MistralRsBuilder:
+        """A builder for a mistral.rs model (`pip install "llmclient[mistralrs]"`, else `MissingDependencyError`)."""
+        require_mistralrs()
+        return MistralRsBuilder()
+
     @classmethod
     async def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> LlmClient:
         """A client for a local GGUF file, sized to this machine: the builder's `.local(path)` then `init()`."""
@@ -114,6 +120,11 @@ class LlmClient(Workflows):
                 "an engine whose capabilities include tools",
                 feature="tools",
             )
+        if sampling.settings().get("seed") is not None and not self.capabilities.seed:
+            raise UnsupportedFeatureError(
+                f"this client's engine ({type(self.engine).__name__}) has no per-request seed; leave `seed` out "
+                "(temperature 0 is reproducible without one) or use the llama.cpp engine", feature="seed"
+            )  # fmt: skip
         constraint = constraint_from(**shape)
         if constraint is not None and not self.capabilities.structured_output:
             raise UnsupportedFeatureError(
@@ -243,34 +254,28 @@ class LlmClient(Workflows):
     async def __aenter__(self) -> LlmClient:
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
         await self.close()
 
 
 def _measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
     """Timings as the client saw them, for an engine that reports none (no queue time known)."""
-    decode = end - (first or end)
-    produced = usage.completion_tokens
+    decode, produced = end - (first or end), usage.completion_tokens
     rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
     return Timings(0.0, (first or end) - began, end - began, rate)
 
 
-class LlamaCppBuilder(LlamaCppConfig):
-    """Configuration for a llama.cpp model, then `plan()`, `init()` or `init_sync()`; immutable (each method
-    returns a changed copy). Start it with `LlmClient.llama_cpp()`."""
+class _Init:
+    """`init()` and `init_sync()` over a configuration's `load()`: what makes a configuration a builder."""
+
+    load: Callable[[], Awaitable[Loaded]]  # the configuration's
 
     async def init(self) -> LlmClient:
         """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
-        loaded = await self.load()
-        return LlmClient(
-            loaded.engine,
-            defaults=loaded.defaults,
-            system_prompt=loaded.system_prompt,
-            max_queue=loaded.max_queue,
-            plan=loaded.plan,
-        )
+        got = await self.load()
+        return LlmClient(got.engine, defaults=got.defaults, system_prompt=got.system_prompt, max_queue=got.max_queue,
+                         plan=got.plan)  # fmt: skip
 
     def init_sync(self) -> SyncLlmClient:
         """`init()` for scripts: a blocking client running on a private event loop thread."""
@@ -282,6 +287,14 @@ class LlamaCppBuilder(LlamaCppConfig):
             portal_cm.__exit__(*sys.exc_info())  # cancels what is still running (Ctrl-C during a download)
             raise
         return SyncLlmClient(portal, portal_cm, client)
+
+
+class LlamaCppBuilder(LlamaCppConfig, _Init):
+    """A llama.cpp model's configuration, then `plan()`, `init()` or `init_sync()`: `LlmClient.llama_cpp()`."""
+
+
+class MistralRsBuilder(MistralRsConfig, _Init):
+    """A mistral.rs model's configuration, then `plan()`, `init()` or `init_sync()`: `LlmClient.mistral_rs()`."""
 
 
 class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
@@ -382,7 +395,6 @@ class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
         finally:
             self._portal_cm.__exit__(None, None, None)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
         self.close()
