@@ -245,3 +245,13 @@ def test_streamed_tool_call_markup_is_held_back_and_dropped() -> None:
     assert out[1:5] == [" ", "", "", ""], "nothing of a tag is let through while it may still be one"
     held = ToolMarkupFilter()
     assert held.feed("x <") == "x " and held.flush() == "<"
+
+
+def test_the_sync_client_answers_on_mistral_rs_too(smollm2: Path) -> None:
+    builder = LlmClient.mistral_rs().local(smollm2).ctx(512).temperature(0.0).in_situ_quant("Q8_0").threads(1)
+    with builder.init_sync() as client:
+        assert client.plan is not None and client.plan.in_situ_quant == "Q8_0"
+        answer = client.chat("What is the capital of France? One word.", max_tokens=8)
+        pieces = list(client.stream("Count to 3.", max_tokens=6))
+    assert answer.usage.completion_tokens > 0 and answer.finish_reason in ("stop", "length")
+    assert pieces[-1].finish_reason in ("stop", "length") and "".join(p.text for p in pieces)
