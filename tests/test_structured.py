@@ -25,7 +25,7 @@ from llmclient import (
     SchemaError,
     UnsupportedFeatureError,
 )
-from llmclient.backends.llama_cpp import LlamaCppEngine
+from llmclient.backends.llama_cpp._engine import TEMPLATES, LlamaCppEngine
 from llmclient.structured import schema_for_type
 from llmclient.testing import FakeEngine
 from tests.conftest import ENGINES, builder_for
@@ -218,6 +218,30 @@ async def test_openai_response_formats_regex_choices_and_grammar(client: LlmClie
     lark = await client.chat("Add two small numbers.", grammar='start: /[1-9]/ " + " /[1-9]/ " = " /[0-9]{1,2}/')
     left, right = lark.text.split(" = ")
     assert len(left.split(" + ")) == 2 and right.isdigit()
+
+
+async def test_requests_with_one_schema_decode_together_each_on_its_own_copy_of_the_first_matcher(
+    llama_client: LlmClient,
+) -> None:
+    """The first request with a grammar makes its matcher on a thread; later ones copy it (1 us, no thread): the
+    copies must not share state, or one row's tokens would be refused by another's matcher."""
+    client = llama_client
+    cities = ["Paris", "Oslo", "Lima", "Cairo", "Tokyo"]
+    first = await client.chat(f"The weather in {cities[0]} as JSON.", schema=Weather, max_tokens=120)
+    results = [first]
+
+    async def ask(city: str) -> None:
+        results.append(await client.chat(f"The weather in {city} as JSON.", schema=Weather, max_tokens=120))
+
+    async with anyio.create_task_group() as tg:  # copies decoded side by side, in one batch
+        for city in cities[1:]:
+            tg.start_soon(ask, city)
+    assert [r.finish_reason for r in results] == ["stop"] * len(cities), [r.text for r in results]
+    assert all(isinstance(r.parsed, Weather) for r in results)
+    engine = client.engine
+    assert isinstance(engine, LlamaCppEngine)
+    assert [g for g in engine._templates if "temperature_c" in g] != [], "the schema's first matcher is kept"
+    assert len(engine._templates) <= TEMPLATES
 
 
 async def test_a_stream_with_a_schema_streams_the_text_as_it_comes(client: LlmClient) -> None:

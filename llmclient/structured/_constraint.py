@@ -8,6 +8,7 @@ the JSON Schema a remote engine passes on, and how to turn the finished text int
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -158,10 +159,17 @@ def _json_grammar(schema: Mapping[str, Any]) -> str:
 def _checked(constraint: Constraint) -> Constraint:
     """`constraint` if llguidance can enforce it exactly; else `SchemaError` with llguidance's reason (which names
     an unsupported keyword)."""
-    from llguidance import LLMatcher
-
-    problem = LLMatcher.validate_grammar(constraint.grammar)
+    problem = _problem(constraint.grammar)
     if problem:
         what = {"json_schema": "schema", "json_object": "schema", "choices": "choices"}.get(constraint.kind)
         raise SchemaError(f"this {what or constraint.kind} cannot be enforced: {problem}")
     return constraint
+
+
+@functools.lru_cache(maxsize=256)
+def _problem(grammar: str) -> str:
+    """llguidance's reason why `grammar` cannot be enforced ('' if it can): 0.25 ms, once per grammar (requests
+    with one schema ask again and again)."""
+    from llguidance import LLMatcher
+
+    return LLMatcher.validate_grammar(grammar)

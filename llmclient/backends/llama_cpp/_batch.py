@@ -277,7 +277,9 @@ class BatchDecoder:
         forward: `{"name": "` costs one step, not five); none across an end of generation or past the budget."""
         assert r.matcher is not None
         room = min(r.max_tokens - r.produced, self.n_ctx - len(r.slot.tokens) - 2)
-        forced = r.matcher.compute_ff_tokens()[: max(0, room)]
+        if room <= 0 or not r.matcher.compute_ff_bytes():  # 2 us; the tokens cost 25 us, and most steps force none
+            return [], b""
+        forced = r.matcher.compute_ff_tokens()[:room]
         pieces = [self._pieces.get(t, b"") or self._piece(t) for t in forced]
         if not forced or any(p is None for p in pieces) or not r.matcher.consume_tokens(forced):
             return [], b""

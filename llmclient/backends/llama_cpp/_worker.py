@@ -285,6 +285,7 @@ class _DecodeThread:
         _lower_priority(self._nice)
         delay, runnable = RunDelay(), Runnable()  # opened here: it measures this thread
         policy = self.policy = ThreadPolicy(1, adaptive=self._adaptive and delay.read() is not None)
+        policy.competing = runnable.competing
         self._ready.set()
         started = False
 
