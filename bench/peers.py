@@ -461,7 +461,7 @@ def main() -> None:
     print(rows)
     if notes:
         print("\n" + "\n".join(f"- {note}" for note in notes))
-    if args.engines:
+    if "llmclient" in systems and any(x.startswith("mistralrs") for x in systems):
         print("\n" + engines_table(runs))
     if args.json:
         record = {"command": command, "machine": machine, "versions": versions(), "settings": asdict(s),
