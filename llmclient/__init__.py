@@ -6,13 +6,14 @@ from __future__ import annotations
 # (backends/llama_cpp/_model.py), and before numpy wherever llmclient itself would import numpy first: on an H100
 # machine with numpy 2.5.2, a numpy loaded first made every CUDA model load crash in llama.cpp's tokenizer setup
 # (SIGSEGV in llama_model_load_from_file). So an app without llama-cpp-python can still use a remote engine,
-# `llmclient.testing` and the cache.
+# `llmclient.testing` and the cache. Nor is mistral.rs imported: `LlmClient.mistral_rs()` loads it with a model, after
+# setting its environment (backends/mistralrs/workarounds.py).
 from llmclient import presets
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.backends.remote import RemoteEngine, RemoteSettings, ReplicaStats, Routing, session_key
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import HERMES_TEMPLATE, Message, MessageToolCall, Tool, ToolCall
-from llmclient.client import LlamaCppBuilder, LlmClient, RemoteBuilder, SyncLlmClient
+from llmclient.client import LlamaCppBuilder, LlmClient, MistralRsBuilder, RemoteBuilder, SyncLlmClient
 from llmclient.errors import (
     AuthenticationError,
     BusyError,
@@ -32,6 +33,7 @@ from llmclient.errors import (
     InvalidSettingError,
     LlmClientError,
     MalformedResponseError,
+    MissingDependencyError,
     ModelFormatError,
     ModelNotFoundError,
     ModelSourceError,
@@ -51,6 +53,7 @@ from llmclient.errors import (
     UnknownModelError,
     UnknownPresetError,
     UnsupportedFeatureError,
+    UnsupportedModelError,
     VerificationError,
 )
 from llmclient.hardware import Device, Hardware, detect
@@ -111,6 +114,8 @@ __all__ = [
     "MemoryEstimate",
     "Message",
     "MessageToolCall",
+    "MissingDependencyError",
+    "MistralRsBuilder",
     "ModelCache",
     "ModelFile",
     "ModelFormatError",
@@ -151,6 +156,7 @@ __all__ = [
     "UnknownPresetError",
     "UNSET",
     "UnsupportedFeatureError",
+    "UnsupportedModelError",
     "Usage",
     "VerificationError",
     "VerifyReport",

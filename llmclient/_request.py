@@ -44,6 +44,12 @@ def build_request(
             "capabilities include tools",
             feature="tools",
         )
+    if sampling.settings().get("seed") is not None and not capabilities.seed:
+        raise UnsupportedFeatureError(
+            f"this client's engine ({name}) has no per-request seed; leave `seed` out (temperature 0 is "
+            "reproducible without one) or use the llama.cpp engine",
+            feature="seed",
+        )
     made = tools_from(tools)
     mode, _ = tool_choice_of(tool_choice, made)
     constraint = constraint_from(**shape)

@@ -1,7 +1,10 @@
-"""A llama.cpp model's configuration: name a model, adjust settings, then `plan()` or `load()` an engine.
+"""A model's configuration: name a model, adjust settings, then `plan()` or `load()` an engine.
 
-`LlmClient.llama_cpp()` gives the `LlamaCppBuilder` (client.py), which adds `init()` and `init_sync()` to this
-configuration. Every method returns a new builder, so a half-configured one can be reused safely:
+`ModelConfig` is what every engine's builder shares (the preset methods, `.hf()`, `.local()`, sizing, the cache,
+sampling defaults, planning and fetching the file); `LlamaCppConfig` adds llama.cpp's settings and loads a
+`LlamaCppEngine`, `MistralRsConfig` mistral.rs's and loads a `MistralRsEngine`.
+`LlmClient.llama_cpp()` and `LlmClient.mistral_rs()` give the builders (client.py), which add `init()` and
+`init_sync()`. Every method returns a new builder, so a half-configured one can be reused safely:
 
     base = LlmClient.llama_cpp().temperature(0.2)
     small = await base.smollm2_135m_instruct().init()
@@ -23,9 +26,12 @@ from llmclient._client_settings import ClientSettings
 from llmclient._hub.progress import Progress
 from llmclient._hub.reference import validate_reference
 from llmclient._source import Source
+from llmclient.backends import Engine
 from llmclient.backends.llama_cpp import LlamaCppEngine, LlamaCppSettings
+from llmclient.backends.mistralrs import MistralRsEngine, MistralRsSettings, in_situ_quant
+from llmclient.backends.mistralrs.workarounds import refuse_known_bad
 from llmclient.cache import ModelCache
-from llmclient.errors import InvalidSettingError
+from llmclient.errors import InvalidSettingError, UnsupportedFeatureError
 from llmclient.hardware import detect
 from llmclient.planner import plan as make_plan
 from llmclient.presets import get as get_preset
@@ -33,9 +39,13 @@ from llmclient.presets._methods import PresetMethods
 from llmclient.sampling import Sampling
 from llmclient.types import Plan
 
-__all__ = ["LlamaCppConfig", "Loaded"]
+__all__ = ["LlamaCppConfig", "Loaded", "MistralRsConfig", "ModelConfig"]
 
 _NOT_SETTINGS = frozenset({"for_file", "init", "init_sync", "load", "plan", "preset", "hf", "local"})
+#: File quants mistral.rs has no fast CPU kernel for (candle's x86 `vec_dot` covers Q4_0, Q8_0 and the K-quants):
+#: requantized to Q8_0 while loading unless `.in_situ_quant()` says otherwise (Q4_1: 53 against 16 tok/s here).
+_SLOW_IN_MISTRALRS = frozenset({"Q4_1"})
+_AUTO: Any = object()
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -54,7 +64,7 @@ def _number(name: str, value: object, low: float, high: float) -> float:
 class Loaded:
     """A loaded engine and what the client over it needs from the configuration."""
 
-    engine: LlamaCppEngine
+    engine: Engine
     plan: Plan
     defaults: Sampling
     system_prompt: str | None
@@ -62,14 +72,13 @@ class Loaded:
 
 
 @dataclass(frozen=True)
-class LlamaCppConfig(ClientSettings, PresetMethods):
-    """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
+class ModelConfig(ClientSettings, PresetMethods):
+    """What every engine's configuration shares; immutable (each method returns a changed copy)."""
 
     _source: Source | None = None
     _quant: str | None = None
     _ctx: int | None = None
     _memory_gb: float | None = None
-    _gpu_layers: int | None = None
     _cpu_only: bool = False
     _threads: int | None = None
     _cache_dir: Path | None = None
@@ -77,8 +86,6 @@ class LlamaCppConfig(ClientSettings, PresetMethods):
     _token: str | bool | None = None
     _offline: bool | None = None
     _progress: Progress = True
-    _chat_format: str | None = None
-    _chat_template: str | None = None
     _parallel: int | None = None
 
     @classmethod
@@ -125,12 +132,6 @@ class LlamaCppConfig(ClientSettings, PresetMethods):
         """A memory budget replacing detection: GPU memory if there are GPUs, else RAM."""
         return replace(self, _memory_gb=_number("memory_gb", gigabytes, 0.001, 1e6))
 
-    def gpu_layers(self, n: int) -> Self:
-        """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidSettingError(f"gpu_layers must be a whole number >= 0, got {n!r}")
-        return replace(self, _gpu_layers=n)
-
     def cpu_only(self, on: bool = True) -> Self:
         """Ignore GPUs."""
         return replace(self, _cpu_only=on)
@@ -163,35 +164,27 @@ class LlamaCppConfig(ClientSettings, PresetMethods):
 
     # --- how it answers ---------------------------------------------------------------------------
 
-    def chat_format(self, name: str) -> Self:
-        """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
-        return replace(self, _chat_format=name)
-
-    def chat_template(self, text_or_path: str | os.PathLike[str]) -> Self:
-        """A Jinja chat template (its text, or a file holding it) instead of the GGUF's own: e.g. one that knows
-        tools, for a model whose own does not. Rendered sandboxed, as transformers renders it."""
-        from llmclient.chat.template import ChatTemplate, template_text
-
-        text = template_text(text_or_path)
-        ChatTemplate(text)  # InvalidSettingError now for a template that does not compile, not at load
-        return replace(self, _chat_template=text)
-
     def parallel(self, n: int) -> Self:
         """Decode up to `n` requests together in one batch (default: 4, fewer if their KV cache does not fit);
         1 serves them one at a time."""
         return replace(self, _parallel=_positive_int("parallel", n))
 
-    # --- plan and load ----------------------------------------------------------------------------
+    # --- plan and load ---------------------------------------------------------------------------
 
     def _cache(self) -> ModelCache:
         return ModelCache(self._cache_dir)
+
+    def _planning(self) -> dict[str, Any]:
+        """The planner's engine-specific arguments (overridden by each engine's configuration)."""
+        return {"cpu_only": self._cpu_only}
 
     async def plan(self) -> Plan:
         """The plan for this machine: file, quant, context, GPU layers, threads. Downloads nothing."""
         chosen, _ = await self._plan()
         return chosen
 
-    async def _plan(self) -> tuple[Plan, Candidates]:
+    async def _plan(self, **planning: Any) -> tuple[Plan, Candidates]:
+        """The plan and the candidates it chose among; `planning`: planner arguments beside `_planning()`'s."""
         if self._source is None:
             raise InvalidSettingError(
                 "no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()"
@@ -205,35 +198,68 @@ class LlamaCppConfig(ClientSettings, PresetMethods):
             hardware,
             n_ctx=self._ctx,
             quant=candidates.check_quant(self._quant),
-            n_gpu_layers=self._gpu_layers,
-            cpu_only=self._cpu_only,
             threads=self._threads,
             reference=candidates.reference,
             notes=candidates.notes,
             parallel=self._parallel,
+            **{**self._planning(), **planning},
         )
         return chosen, candidates
+
+    async def _fetch(self, chosen: Plan) -> list[Path]:
+        """The chosen file's paths (every shard, the first first): the local file, or fetched into the cache
+        (verified)."""
+        source = self._source
+        assert source is not None
+        if source.kind == "local":
+            return [Path(source.name)]
+        cache = self._cache()
+        names = chosen.file.shards or (chosen.file.filename,)
+        return [
+            (
+                await cache.fetch(
+                    source.repo_id, name, source.revision,
+                    endpoint=self._endpoint, token=self._token, progress=self._progress, offline=self._offline,
+                )
+            ).path
+            for name in names
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LlamaCppConfig(ModelConfig):
+    """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
+
+    _gpu_layers: int | None = None
+    _chat_format: str | None = None
+    _chat_template: str | None = None
+
+    def gpu_layers(self, n: int) -> Self:
+        """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidSettingError(f"gpu_layers must be a whole number >= 0, got {n!r}")
+        return replace(self, _gpu_layers=n)
+
+    def chat_format(self, name: str) -> Self:
+        """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
+        return replace(self, _chat_format=name)
+
+    def chat_template(self, text_or_path: str | os.PathLike[str]) -> Self:
+        """A Jinja chat template (its text, or a file holding it) instead of the GGUF's own: e.g. one that knows
+        tools, for a model whose own does not. Rendered sandboxed, as transformers renders it."""
+        from llmclient.chat.template import ChatTemplate, template_text
+
+        text = template_text(text_or_path)
+        ChatTemplate(text)  # InvalidSettingError now for a template that does not compile, not at load
+        return replace(self, _chat_template=text)
+
+    def _planning(self) -> dict[str, Any]:
+        return {"cpu_only": self._cpu_only, "n_gpu_layers": self._gpu_layers}
 
     async def load(self) -> Loaded:
         """Plan, fetch the chosen file (verified, into the cache) and load it in llama.cpp."""
         chosen, candidates = await self._plan()
-        source = self._source
-        assert source is not None
-        if source.kind == "local":
-            path = Path(source.name)
-        else:
-            cache = self._cache()
-            names = chosen.file.shards or (chosen.file.filename,)
-            paths = [
-                (
-                    await cache.fetch(
-                        source.repo_id, name, source.revision,
-                        endpoint=self._endpoint, token=self._token, progress=self._progress, offline=self._offline,
-                    )
-                ).path
-                for name in names
-            ]  # fmt: skip
-            path = paths[0]
+        path = (await self._fetch(chosen))[0]
         settings = LlamaCppSettings(
             n_ctx=chosen.n_ctx,
             n_gpu_layers=chosen.n_gpu_layers,
@@ -246,4 +272,54 @@ class LlamaCppConfig(ClientSettings, PresetMethods):
             kv_tokens=chosen.kv_tokens,
         )
         engine = await LlamaCppEngine.load(path, settings)
+        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue)
+
+
+@dataclass(frozen=True)
+class MistralRsConfig(ModelConfig):
+    """Configuration for a mistral.rs model (CPU: the PyPI wheel's build); immutable (each method returns a changed
+    copy)."""
+
+    _in_situ_quant: str | None = _AUTO
+
+    def in_situ_quant(self, quant: str | None) -> Self:
+        """Requantize the weights while loading (mistral.rs's in-situ quantization): `Q8_0`, `Q4K`, `HQQ4`, ...
+        (`llmclient.backends.mistralrs.IN_SITU_QUANTS`); None loads the file's weights as they are. Default: a
+        Q4_1 file becomes Q8_0 (mistral.rs has no fast Q4_1 kernel: ~4x slower), others load as they are. The
+        plan sizes the model as it will be held."""
+        return replace(self, _in_situ_quant=None if quant is None else in_situ_quant(quant).name)
+
+    def seed(self, seed: int) -> Self:
+        """Refused: mistral.rs has no per-request seed (`capabilities.seed` is False)."""
+        raise UnsupportedFeatureError(
+            "mistral.rs has no per-request seed; leave .seed() out, or use the llama.cpp engine for reproducible "
+            "sampling (greedy, temperature 0, is reproducible on both)",
+            feature="seed",
+        )
+
+    def _planning(self) -> dict[str, Any]:
+        return {"cpu_only": True, "f32_embedding": True}
+
+    async def _plan(self, **planning: Any) -> tuple[Plan, Candidates]:
+        if self._in_situ_quant is not _AUTO:
+            return await self._plan_requantized(self._in_situ_quant)
+        chosen, candidates = await self._plan_requantized(None)
+        if chosen.quant in _SLOW_IN_MISTRALRS:  # planned again: the Q8_0 weights take more memory
+            return await replace(self, _quant=chosen.quant)._plan_requantized("Q8_0")
+        return chosen, candidates
+
+    async def _plan_requantized(self, quant: str | None) -> tuple[Plan, Candidates]:
+        chosen, candidates = await super()._plan(requantize=in_situ_quant(quant) if quant is not None else None)
+        if candidates.reference is not None:
+            refuse_known_bad(candidates.reference)  # before any download
+        return chosen, candidates
+
+    async def load(self) -> Loaded:
+        """Plan, fetch the chosen file (verified, into the cache) and load it in mistral.rs."""
+        chosen, _ = await self._plan()
+        paths = await self._fetch(chosen)
+        settings = MistralRsSettings(
+            n_ctx=chosen.n_ctx, threads=chosen.threads, parallel=chosen.parallel, in_situ_quant=chosen.in_situ_quant
+        )
+        engine = await MistralRsEngine.load(paths, settings)
         return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue)

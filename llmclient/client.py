@@ -4,7 +4,8 @@ The client checks a request once (messages, sampling, what the engine can do), a
 engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is
 the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
 `max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
-generation at the next step. `LlmClient.llama_cpp()` and `LlmClient.remote(url)` start builders; this module adds
+generation at the next step. `LlmClient.llama_cpp()`, `LlmClient.mistral_rs()` and `LlmClient.remote(url)` start
+builders; this module adds
 `init()` to their configuration (which never imports the client: configuration -> plan -> engine -> client).
 """
 
@@ -27,8 +28,9 @@ from typing_extensions import Unpack
 
 from llmclient._request import Tools, build_request
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends.mistralrs import require_mistralrs
 from llmclient.backends.remote._config import RemoteConfig
-from llmclient.builder import LlamaCppConfig
+from llmclient.builder import LlamaCppConfig, Loaded, MistralRsConfig
 from llmclient.chat.loop import ToolLoop, checked_call, tool_call_delta
 from llmclient.chat.messages import Messages
 from llmclient.chat.tools import ToolCall, ToolOptions, tools_from
@@ -43,7 +45,9 @@ from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
 from llmclient.workflows import Workflows
 from llmclient.workflows._sync import SyncWorkflows
 
-__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RemoteBuilder", "RequestOptions", "SyncLlmClient"]
+__all__ = [
+    "LlamaCppBuilder", "LlmClient", "Messages", "MistralRsBuilder", "RemoteBuilder", "RequestOptions", "SyncLlmClient"
+]  # fmt: skip
 
 
 class RequestOptions(SamplingOptions, ConstraintOptions, ToolOptions, total=False):
@@ -85,6 +89,12 @@ class LlmClient(Workflows, ToolLoop):
     def llama_cpp() -> LlamaCppBuilder:
         """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
         return LlamaCppBuilder()
+
+    @staticmethod
+    def mistral_rs() -> MistralRsBuilder:
+        """A builder for a mistral.rs model (`pip install "llmclient[mistralrs]"`, else `MissingDependencyError`)."""
+        require_mistralrs()
+        return MistralRsBuilder()
 
     @staticmethod
     def remote(base_url: str | Sequence[str], *, model: str | None = None, api_key: str | None = None) -> RemoteBuilder:
@@ -269,9 +279,10 @@ class _InitSync:
         return SyncLlmClient(portal, portal_cm, client)
 
 
-class LlamaCppBuilder(LlamaCppConfig, _InitSync):
-    """Configuration for a llama.cpp model, then `plan()`, `init()` or `init_sync()`; immutable (each method
-    returns a changed copy). Start it with `LlmClient.llama_cpp()`."""
+class _ModelInit(_InitSync):
+    """`init()` over a model configuration's `load()` (plan, fetch, load)."""
+
+    load: Callable[[], Awaitable[Loaded]]
 
     async def init(self) -> LlmClient:
         """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
@@ -283,6 +294,14 @@ class LlamaCppBuilder(LlamaCppConfig, _InitSync):
             max_queue=loaded.max_queue,
             plan=loaded.plan,
         )
+
+
+class LlamaCppBuilder(LlamaCppConfig, _ModelInit):
+    """A llama.cpp model's configuration, then `plan()`, `init()` or `init_sync()`: `LlmClient.llama_cpp()`."""
+
+
+class MistralRsBuilder(MistralRsConfig, _ModelInit):
+    """A mistral.rs model's configuration, then `plan()`, `init()` or `init_sync()`: `LlmClient.mistral_rs()`."""
 
 
 class RemoteBuilder(RemoteConfig, _InitSync):

@@ -11,7 +11,8 @@ those too (`except ValueError` keeps catching a bad request):
     │   ├── GatedModelError (PermissionError)
     │   ├── UnknownPresetError (LookupError)
     │   ├── QuantNotAvailableError (LookupError)
-    │   └── UnknownModelError (LookupError)     a server that does not serve the model asked for
+    │   ├── UnknownModelError (LookupError)     a server that does not serve the model asked for
+    │   └── UnsupportedModelError                a model the chosen engine is known to get wrong
     ├── FetchError                             getting the bytes
     │   ├── DownloadError (OSError)
     │   │   └── HubUnavailableError
@@ -20,6 +21,7 @@ those too (`except ValueError` keeps catching a bad request):
     │   └── InsufficientDiskError (OSError)
     ├── ModelFormatError (ValueError)          reading a model file
     ├── InsufficientMemoryError                sizing a model to the machine
+    ├── MissingDependencyError (ImportError)   an optional engine whose package is not installed
     ├── RequestError                           a request the client or its engine cannot run
     │   ├── InvalidRequestError (ValueError)
     │   │   └── SchemaError                    a schema or grammar that cannot be enforced
@@ -68,6 +70,7 @@ __all__ = [
     "InvalidSettingError",
     "LlmClientError",
     "MalformedResponseError",
+    "MissingDependencyError",
     "ModelFormatError",
     "ModelNotFoundError",
     "ModelSourceError",
@@ -87,6 +90,7 @@ __all__ = [
     "UnknownModelError",
     "UnknownPresetError",
     "UnsupportedFeatureError",
+    "UnsupportedModelError",
     "VerificationError",
 ]
 
@@ -151,6 +155,16 @@ class UnknownModelError(ModelSourceError, LookupError):
         self.available = tuple(available)
 
 
+class UnsupportedModelError(ModelSourceError):
+    """The chosen engine is known to answer wrongly with this model; the message says why and which engine does
+    not."""
+
+    def __init__(self, message: str, *, architecture: str) -> None:
+        super().__init__(message)
+        self.architecture = architecture
+        """The model's `general.architecture`, e.g. `gemma3`."""
+
+
 # --- Getting the bytes ----------------------------------------------------------------------------
 
 
@@ -211,6 +225,17 @@ class InsufficientMemoryError(LlmClientError):
         """Bytes the smallest candidate needs at the smallest context."""
         self.available = available
         """Bytes the plan could use (GPU and RAM budgets together)."""
+
+
+class MissingDependencyError(LlmClientError, ImportError):
+    """An optional engine's package is not installed; the message gives the `pip install` that adds it."""
+
+    def __init__(self, message: str, *, package: str, extra: str) -> None:
+        super().__init__(message, name=package)
+        self.package = package
+        """The missing distribution, e.g. `mistralrs`."""
+        self.extra = extra
+        """llmclient's extra that installs it: `pip install "llmclient[<extra>]"`."""
 
 
 # --- Requests -------------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ class Plan:
     """Requests decoded together in one batch (llama.cpp's `n_seq_max`); more wait in the queue."""
     kv_tokens: int = 0
     """Tokens the shared KV cache holds, across the parallel requests (0: `n_ctx`)."""
+    in_situ_quant: str | None = None
+    """The type the engine rewrites the weights in while loading (mistral.rs's in-situ quantization, e.g. `Q8_0`);
+    None: the file's own weights."""
 
     @property
     def quant(self) -> str:

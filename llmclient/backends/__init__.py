@@ -3,7 +3,8 @@
 In the spirit of httpx's transports: `LlmClient` validates a request, applies its defaults and hands the engine
 a `GenerateRequest`; the engine streams `Piece`s back, the last with the finish reason, usage and timings. The
 client knows an engine only through this protocol and its `capabilities`. Engines: `backends.llama_cpp`
-(in-process, continuous batching); `llmclient.testing.FakeEngine` for tests.
+(in-process, continuous batching), `backends.mistralrs` (mistral.rs in-process, the optional extra);
+`llmclient.testing.FakeEngine` for tests.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Capabilities:
     """Stops at once when cancelled while reading a long prompt (not only between tokens)."""
     parallel: int | None = None
     """Requests it runs at once; more wait in its queue, first come first served (None: it does not say)."""
+    seed: bool = True
+    """Honours a per-request `seed` (the same seed, prompt and settings give the same answer)."""
 
 
 @dataclass(frozen=True)
