@@ -161,8 +161,7 @@ class UnsupportedModelError(ModelSourceError):
 
     def __init__(self, message: str, *, architecture: str) -> None:
         super().__init__(message)
-        self.architecture = architecture
-        """The model's `general.architecture`, e.g. `gemma3`."""
+        self.architecture = architecture  # the model's `general.architecture`, e.g. `gemma3`.
 
 
 # --- Getting the bytes ----------------------------------------------------------------------------
@@ -181,8 +180,7 @@ class HubUnavailableError(DownloadError):
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
-        """The seconds the hub asked to wait (`Retry-After`), if it said."""
+        self.retry_after = retry_after  # the seconds the hub asked to wait (`Retry-After`), if it said.
 
 
 class VerificationError(FetchError):
@@ -221,10 +219,8 @@ class InsufficientMemoryError(LlmClientError):
 
     def __init__(self, message: str, *, needed: int, available: int) -> None:
         super().__init__(message)
-        self.needed = needed
-        """Bytes the smallest candidate needs at the smallest context."""
-        self.available = available
-        """Bytes the plan could use (GPU and RAM budgets together)."""
+        self.needed = needed  # bytes the smallest candidate needs at the smallest context.
+        self.available = available  # bytes the plan could use (GPU and RAM budgets together).
 
 
 class MissingDependencyError(LlmClientError, ImportError):
@@ -232,10 +228,8 @@ class MissingDependencyError(LlmClientError, ImportError):
 
     def __init__(self, message: str, *, package: str, extra: str) -> None:
         super().__init__(message, name=package)
-        self.package = package
-        """The missing distribution, e.g. `mistralrs`."""
-        self.extra = extra
-        """llmclient's extra that installs it: `pip install "llmclient[<extra>]"`."""
+        self.package = package  # the missing distribution, e.g. `mistralrs`.
+        self.extra = extra  # llmclient's extra that installs it: `pip install "llmclient[<extra>]"`.
 
 
 # --- Requests -------------------------------------------------------------------------------------
@@ -272,8 +266,7 @@ class UnsupportedFeatureError(RequestError):
 
     def __init__(self, message: str, *, feature: str) -> None:
         super().__init__(message)
-        self.feature = feature
-        """The capability's name, e.g. `tools`."""
+        self.feature = feature  # the capability's name, e.g. `tools`.
 
 
 # --- Answers -------------------------------------------------------------------------------------
@@ -303,10 +296,8 @@ class ToolCallError(ToolError, ValueError):
 
     def __init__(self, message: str, *, raw: str, name: str | None = None) -> None:
         super().__init__(message)
-        self.raw = raw
-        """The model's text of the call (or of the whole answer where the call could not be found in it)."""
-        self.name = name
-        """The tool it named, when that much was readable."""
+        self.raw = raw  # the model's text of the call (or of the whole answer where the call could not be found in it).
+        self.name = name  # the tool it named, when that much was readable.
 
 
 class ToolExecutionError(ToolError, RuntimeError):
@@ -315,10 +306,8 @@ class ToolExecutionError(ToolError, RuntimeError):
 
     def __init__(self, message: str, *, call: Any, messages: Sequence[Any]) -> None:
         super().__init__(message)
-        self.call = call
-        """The `ToolCall` whose tool raised."""
-        self.messages = list(messages)
-        """The conversation up to and including the assistant's message with that call."""
+        self.call = call  # the `ToolCall` whose tool raised.
+        self.messages = list(messages)  # the conversation up to and including the assistant's message with that call.
 
 
 class ToolLoopError(ToolError, RuntimeError):
@@ -353,10 +342,8 @@ class StreamInterruptedError(GenerationError):
 
     def __init__(self, message: str, *, text: str, url: str) -> None:
         super().__init__(message)
-        self.text = text
-        """The answer's text as far as it came."""
-        self.url = url
-        """The replica that was answering."""
+        self.text = text  # the answer's text as far as it came.
+        self.url = url  # the replica that was answering.
 
 
 # --- OpenAI-compatible servers ----------------------------------------------------------------------
@@ -377,8 +364,7 @@ class ServerUnavailableError(RemoteError, ConnectionError):
 
     def __init__(self, message: str, *, url: str, retry_after: float | None = None) -> None:
         super().__init__(message, url=url)
-        self.retry_after = retry_after
-        """The seconds the server last asked to wait (`Retry-After`), if it said."""
+        self.retry_after = retry_after  # the seconds the server last asked to wait (`Retry-After`), if it said.
 
 
 class AuthenticationError(RemoteError, PermissionError):
@@ -395,10 +381,8 @@ class ServerError(RemoteError):
 
     def __init__(self, message: str, *, url: str, status: int | None = None, body: str = "") -> None:
         super().__init__(message, url=url)
-        self.status = status
-        """The HTTP status (None for an error event inside a stream)."""
-        self.body = body
-        """What the server said, as it said it (cut to a few kB)."""
+        self.status = status  # the HTTP status (None for an error event inside a stream).
+        self.body = body  # what the server said, as it said it (cut to a few kB).
 
 
 class MalformedResponseError(RemoteError, ValueError):
