@@ -118,8 +118,12 @@ async def test_leaving_a_stream_early_prints_nothing(smollm2: Path, capfd: pytes
             async for chunk in client.stream("Count from 1 to 100, one number per line.", max_tokens=200):
                 if chunk.text.strip() == "3":
                     break
-        with anyio.move_on_after(0.3):
-            await client.chat(STORY, max_tokens=500)
+        decoder = llama_model(client)._decoder
+        async with anyio.create_task_group() as tg:  # a chat cancelled once it generates (not by a clock: on a
+            tg.start_soon(lambda: client.chat(STORY, max_tokens=500))  # loaded machine its prompt read takes long)
+            while not any(r.produced >= 2 for r in list(decoder._running)):
+                await anyio.sleep(0.005)
+            tg.cancel_scope.cancel()
         after = (await client.chat("What is the capital of France? Answer in one word.", max_tokens=16)).text
     assert after == alone
     printed = capfd.readouterr()
