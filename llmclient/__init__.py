@@ -8,10 +8,11 @@ from __future__ import annotations
 # (SIGSEGV in llama_model_load_from_file). So an app without llama-cpp-python can still use a remote engine,
 # `llmclient.testing` and the cache.
 from llmclient import presets
-from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends import Capabilities, Embedded, EmbeddingEngine, EmbedRequest, Engine, GenerateRequest, Piece
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import Message, ToolCall
 from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
+from llmclient.embeddings import EmbedKind
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
@@ -74,6 +75,10 @@ __all__ = [
     "Decision",
     "Device",
     "DownloadError",
+    "EmbedKind",
+    "EmbedRequest",
+    "Embedded",
+    "EmbeddingEngine",
     "Engine",
     "FetchError",
     "GatedModelError",

@@ -11,6 +11,7 @@ configuration. Every method returns a new builder, so a half-configured one can 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ from llmclient._hub.progress import Progress
 from llmclient._hub.reference import validate_reference
 from llmclient._source import Source
 from llmclient.backends.llama_cpp import LlamaCppEngine, LlamaCppSettings
+from llmclient.backends.llama_cpp._settings import POOLINGS
 from llmclient.cache import ModelCache
 from llmclient.errors import InvalidSettingError
 from llmclient.hardware import detect
 from llmclient.planner import plan as make_plan
 from llmclient.presets import get as get_preset
 from llmclient.presets._methods import PresetMethods
+from llmclient.presets._preset import Embedding
 from llmclient.sampling import Sampling
 from llmclient.types import Plan
 
@@ -58,6 +61,8 @@ class Loaded:
     defaults: Sampling
     system_prompt: str | None
     max_queue: int | None
+    embed_prefixes: Mapping[str, str] = field(default_factory=dict)
+    """What `embed(kind=...)` puts before each text: the builder's, else the preset's."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class LlamaCppConfig(PresetMethods):
     _chat_format: str | None = None
     _max_queue: int | None = None
     _parallel: int | None = None
+    _pooling: str | None = None
+    _embed_prefixes: tuple[tuple[str, str], ...] | None = None
     _sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
@@ -184,6 +191,18 @@ class LlamaCppConfig(PresetMethods):
         1 serves them one at a time."""
         return replace(self, _parallel=_positive_int("parallel", n))
 
+    def pooling(self, kind: str) -> Self:
+        """How to pool a text's tokens into one vector: `mean`, `cls` or `last`. An embedding model's GGUF (and its
+        preset) says it already; on a chat model this opts in to `embed` beside chat."""
+        if kind not in POOLINGS:
+            raise InvalidSettingError(f"pooling must be one of {', '.join(POOLINGS)}, got {kind!r}")
+        return replace(self, _pooling=kind)
+
+    def embed_prefixes(self, *, query: str = "", document: str = "") -> Self:
+        """What `embed(kind="query")` and `embed(kind="document")` put before each text, replacing the preset's
+        (e.g. `query="search_query: ", document="search_document: "` for nomic-embed-text)."""
+        return replace(self, _embed_prefixes=(("query", query), ("document", document)))
+
     def _with(self, **sampling: Any) -> Self:
         # a request checks the same fields with the same table (`Sampling`): a default it would refuse is refused
         return replace(self, _sampling=self._sampling.merged(Sampling(**sampling)))
@@ -235,6 +254,7 @@ class LlamaCppConfig(PresetMethods):
             raise InvalidSettingError(
                 "no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()"
             )
+        facts = self._embedding()
         candidates = await resolve_candidates(
             self._source, self._cache(), endpoint=self._endpoint, token=self._token, offline=self._offline
         )
@@ -242,20 +262,26 @@ class LlamaCppConfig(PresetMethods):
         chosen = make_plan(
             candidates.files,
             hardware,
-            n_ctx=self._ctx,
+            n_ctx=self._ctx or (facts.max_tokens if facts is not None else None),
             quant=candidates.check_quant(self._quant),
             n_gpu_layers=self._gpu_layers,
             cpu_only=self._cpu_only,
             threads=self._threads,
             reference=candidates.reference,
             notes=candidates.notes,
-            parallel=self._parallel,
+            parallel=self._parallel or (1 if facts is not None else None),  # an embedding model has no chat KV
         )
         return chosen, candidates
+
+    def _embedding(self) -> Embedding | None:
+        """The preset's embedding facts, for an embedding preset."""
+        source = self._source
+        return get_preset(source.name).embedding if source is not None and source.kind == "preset" else None
 
     async def load(self) -> Loaded:
         """Plan, fetch the chosen file (verified, into the cache) and load it in llama.cpp."""
         chosen, candidates = await self._plan()
+        facts = self._embedding()
         source = self._source
         assert source is not None
         if source.kind == "local":
@@ -279,9 +305,14 @@ class LlamaCppConfig(PresetMethods):
             threads=chosen.threads,
             flash_attn=chosen.flash_attn,
             chat_format=self._chat_format or candidates.chat_format,
+            pooling=self._pooling or (facts.pooling if facts is not None else None),
             tensor_split=chosen.tensor_split,
             parallel=chosen.parallel,
             kv_tokens=chosen.kv_tokens,
         )
         engine = await LlamaCppEngine.load(path, settings)
-        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue)
+        if self._embed_prefixes is not None:
+            prefixes = dict(self._embed_prefixes)
+        else:
+            prefixes = {"query": facts.query_prefix, "document": facts.document_prefix} if facts is not None else {}
+        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue, prefixes)

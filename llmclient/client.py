@@ -30,6 +30,7 @@ from typing_extensions import Unpack
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
 from llmclient.builder import LlamaCppConfig
 from llmclient.chat.messages import Messages, normalize_messages
+from llmclient.embeddings import Embeddings, SyncEmbeddings
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
@@ -53,7 +54,7 @@ class RequestOptions(SamplingOptions, ConstraintOptions, total=False):
     one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`)."""
 
 
-class LlmClient(Workflows):
+class LlmClient(Workflows, Embeddings):
     """A model ready to answer, over any engine: `await LlmClient.llama_cpp().smollm2_135m_instruct().init()`, or
     `LlmClient(engine)` for an engine of your own (see `llmclient.backends.Engine`)."""
 
@@ -65,12 +66,14 @@ class LlmClient(Workflows):
         system_prompt: str | None = None,
         max_queue: int | None = None,
         plan: Plan | None = None,
+        embed_prefixes: Mapping[str, str] | None = None,
     ) -> None:
         """A client over `engine`, which it closes on `close()`.
 
         `defaults`: sampling for requests that do not set a field; `system_prompt`: put first in every chat that
         has no system message; `max_queue`: how many requests may wait for a place among those the engine runs at
-        once (beyond it, `BusyError` at once; None: no limit)."""
+        once (beyond it, `BusyError` at once; None: no limit); `embed_prefixes`: what `embed(kind=...)` puts before
+        each text, by kind (`{"query": "search_query: ", "document": "search_document: "}`)."""
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0):
             raise InvalidSettingError(f"max_queue must be a whole number >= 0 or None, got {max_queue!r}")
         self.engine = engine
@@ -79,6 +82,7 @@ class LlmClient(Workflows):
         self.max_queue = max_queue
         self.plan = plan
         """How the model was sized to this machine (None for an engine given directly)."""
+        self.embed_prefixes: Mapping[str, str] = dict(embed_prefixes or {})
         self._in_flight = 0
         self._closed = False
 
@@ -106,6 +110,12 @@ class LlmClient(Workflows):
         shape = {k: asked.pop(k) for k in list(asked) if k in _CONSTRAINTS}
         sampling = self.defaults.merged(Sampling.of(asked))
         chat = normalize_messages(messages, self.system_prompt) if messages is not None else None
+        if not self.capabilities.generation:
+            raise UnsupportedFeatureError(
+                f"this client's model ({type(self.engine).__name__}) is an embedding model: it turns texts into "
+                "vectors (client.embed) and generates no text; load a chat model for chat",
+                feature="generation",
+            )
         if prompt is not None and not prompt:
             raise InvalidRequestError("the prompt is empty: give some text to continue")
         if tools and not self.capabilities.tools:
@@ -270,6 +280,7 @@ class LlamaCppBuilder(LlamaCppConfig):
             system_prompt=loaded.system_prompt,
             max_queue=loaded.max_queue,
             plan=loaded.plan,
+            embed_prefixes=loaded.embed_prefixes,
         )
 
     def init_sync(self) -> SyncLlmClient:
@@ -284,12 +295,13 @@ class LlamaCppBuilder(LlamaCppConfig):
         return SyncLlmClient(portal, portal_cm, client)
 
 
-class SyncLlmClient(AbstractContextManager["SyncLlmClient"]):
+class SyncLlmClient(SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):
     """The blocking twin of `LlmClient` for scripts: the same calls, run on a private event loop thread."""
 
     def __init__(self, portal: anyio.from_thread.BlockingPortal, portal_cm: Any, client: LlmClient) -> None:
         """Made by `builder.init_sync()`."""
-        self._portal, self._portal_cm, self.client = portal, portal_cm, client
+        self._portal, self._portal_cm = portal, portal_cm
+        self.client: LlmClient = client
         self.plan = client.plan
         self._closed = False
         self._reasoning = threading.local()
