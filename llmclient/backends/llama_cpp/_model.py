@@ -81,7 +81,9 @@ class LlamaCppModel:
             if generates:
                 self._chat = self._open_chat(settings, threads)
             if pooling is not None:  # a chat model's texts to embed get a context of their own, sharing the weights
-                max_tokens = settings.n_ctx if not generates else min(settings.n_ctx, OPT_IN_EMBED_TOKENS)
+                # no longer than trained: an encoder's position embeddings end there
+                limit = min(settings.n_ctx, int(model.n_ctx_train()) or settings.n_ctx)
+                max_tokens = limit if not generates else min(limit, OPT_IN_EMBED_TOKENS)
                 self._embedder = EmbedDecoder(
                     llama_cpp, model, pooling=pooling, max_tokens=max_tokens, causal=causal, threads=threads,
                     flash_attn=settings.flash_attn, verbose=settings.verbose,
