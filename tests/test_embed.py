@@ -220,3 +220,19 @@ def test_the_sync_twin_embeds(bert: Path) -> None:
         vectors = client.embed(TEXTS[:2])
         array = client.embed_array(TEXTS[:2])
     assert len(vectors) == 2 and numpy.abs(numpy.asarray(vectors, numpy.float32) - array).max() < 1e-6
+
+
+async def test_last_token_pooling_reads_an_end_of_text_token_the_tokenizer_would_not_add(smollm2: Path) -> None:
+    async with await LlmClient.from_path(smollm2, ctx=1024, pooling="last") as client:
+        embedder = _embedder(client)
+        tokens = embedder.prepare(EmbedRequest(("The cat sat.",))).texts[0]
+        eos = int(_vocab_eos(client))
+        vectors = await client.embed_array(["The cat sat.", "The cat sat. And then?"])
+    assert tokens[-1] == eos and tokens.count(eos) == 1
+    assert numpy.abs(vectors[0] - vectors[1]).max() > TOLERANCE, "the last token read is each text's own end"
+
+
+def _vocab_eos(client: LlmClient) -> int:
+    import llama_cpp
+
+    return int(llama_cpp.llama_vocab_eos(llama_model(client)._model.vocab))

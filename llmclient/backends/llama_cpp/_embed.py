@@ -112,6 +112,10 @@ class EmbedDecoder:
         # a tokenizer that ends each text with a special token (BERT's [SEP], Qwen3-Embedding's end of text, which
         # last-token pooling reads) keeps it when a long text is cut
         self._ends_special = bool(lib.llama_vocab_get_add_eos(self._vocab) or lib.llama_vocab_get_add_sep(self._vocab))
+        # last-token pooling reads the end-of-text token, which such models are trained to sum the text up in; where
+        # the tokenizer does not add it (Qwen3-Embedding's GGUF asks the caller to), it is added here
+        eos = int(lib.llama_vocab_eos(self._vocab))
+        self._eos = eos if pooling == POOLINGS["last"] and not self._ends_special and eos >= 0 else None
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
         self._n_batch = n_batch
         b = self._batch
@@ -136,6 +140,8 @@ class EmbedDecoder:
         limit = self.max_tokens
         for index, text in enumerate(request.texts):
             tokens = list(self._model.tokenize(text.encode(), add_bos=True, special=False))
+            if self._eos is not None:
+                tokens.append(self._eos)
             if not tokens:
                 raise InvalidRequestError(f"text {index} gives no tokens to embed; drop it or give it some text")
             if len(tokens) > limit:
@@ -146,7 +152,8 @@ class EmbedDecoder:
                         prompt_tokens=len(tokens),
                         n_ctx=limit,
                     )
-                tokens = [*tokens[: limit - 1], tokens[-1]] if self._ends_special else tokens[:limit]
+                kept = self._ends_special or self._eos is not None
+                tokens = [*tokens[: limit - 1], tokens[-1]] if kept else tokens[:limit]
             texts.append(tokens)
         return PreparedEmbed(texts)
 
