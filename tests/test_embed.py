@@ -236,3 +236,26 @@ def _vocab_eos(client: LlmClient) -> int:
     import llama_cpp
 
     return int(llama_cpp.llama_vocab_eos(llama_model(client)._model.vocab))
+
+
+async def test_a_cancelled_embed_stops_at_the_next_step_and_the_model_goes_on(bert: Path) -> None:
+    texts = [f"the cat by the river, number {i}" for i in range(3000)]
+    async with await LlmClient.from_path(bert) as client:
+        decoder = _embedder(client)
+        needed = sum(len(t) for t in decoder.prepare(EmbedRequest(tuple(texts))).texts) // STEP_TOKENS
+        before = decoder.decodes
+        with anyio.CancelScope() as scope:
+
+            async def cancel_after_first_step() -> None:
+                while decoder.decodes == before:
+                    await anyio.sleep(0)
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_after_first_step)
+                await client.embed(texts)
+        assert scope.cancelled_caught
+        after = await client.embed(TEXTS)  # the model is free again, and the next request is whole
+        done = decoder.decodes - before
+    assert len(after) == len(TEXTS) and decoder.active == 0
+    assert done < needed / 2, f"{done} of {needed} steps ran after the cancel"
