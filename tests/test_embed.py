@@ -248,7 +248,7 @@ async def test_a_cancelled_embed_stops_at_the_next_step_and_the_model_goes_on(be
 
             async def cancel_after_first_step() -> None:
                 while decoder.decodes == before:
-                    await anyio.sleep(0)
+                    await anyio.sleep(0.001)
                 scope.cancel()
 
             async with anyio.create_task_group() as tg:
