@@ -82,7 +82,7 @@ class LlmClient(Workflows, Embeddings):
         self.max_queue = max_queue
         self.plan = plan
         """How the model was sized to this machine (None for an engine given directly)."""
-        self.embed_prefixes: Mapping[str, str] = dict(embed_prefixes or {})
+        self.embed_prefixes: Mapping[str, str] = dict(embed_prefixes or {})  # what embed(kind=...) puts first
         self._in_flight = 0
         self._closed = False
 

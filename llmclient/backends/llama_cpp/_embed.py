@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy
@@ -75,7 +75,8 @@ class _Job:
     next: int = 0
     """The first text not yet in a batch."""
     done: int = 0
-    tokens: int = field(default=0)
+    tokens: int = 0
+    """Tokens of all its texts."""
 
 
 class EmbedDecoder:
