@@ -9,6 +9,7 @@ system's in the same round. Embeddings: `short` texts are one sentence (~15 toke
 ~400 tokens; both systems mean-pool, normalize, pack up to 512 tokens per decode and use flash attention; load
 time and a warm-up text are not timed. Alternation: the chat model answers greedily (64 tokens), the embedding
 model embeds 100 short texts, `--turns` times each; alone, each does its part in a process without the other.
+llmclient's numpy variant (`embed_array`) is timed on the short texts too.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def _embed_llmclient(model: Path, threads: int, sets: dict[str, list[str]]) -> d
                 began = time.perf_counter()
                 vectors = await client.embed(texts)
                 out[name] = len(vectors) / (time.perf_counter() - began)
+            began = time.perf_counter()  # the numpy variant: no list of Python floats
+            out["short_array"] = len(await client.embed_array(sets["short"])) / (time.perf_counter() - began)
             return out
 
     return anyio.run(run)
@@ -155,6 +158,7 @@ def main() -> None:
                 ratios[name].append(ours / theirs)
                 print(f"round {r + 1} {name:5}: llmclient {ours:8.1f} texts/s, llama-cpp-python {theirs:8.1f} "
                       f"texts/s, ratio {ours / theirs:.3f}  (first: {order[0]})", flush=True)  # fmt: skip
+            print(f"round {r + 1} short, embed_array: {got['llmclient']['short_array']:8.1f} texts/s", flush=True)
         for name, values in ratios.items():
             print(f"{name} texts: ratio median {statistics.median(values):.3f}, range {min(values):.3f}-"
                   f"{max(values):.3f}")  # fmt: skip
