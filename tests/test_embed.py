@@ -261,3 +261,25 @@ async def test_a_cancelled_embed_stops_at_the_next_step_and_the_model_goes_on(be
         done = decoder.decodes - before
     assert len(after) == len(TEXTS) and decoder.active == 0
     assert done < needed / 2, f"{done} of {needed} steps ran after the cancel"
+
+
+async def test_with_last_token_pooling_a_long_text_is_read_over_several_steps_as_if_whole(
+    smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mean pooling and encoders need each text whole in one batch; last-token pooling can take a long text a step
+    at a time (the cache keeps what was read), so a chat model beside it waits one step, not the whole text."""
+    from llmclient.backends.llama_cpp import _embed
+
+    long = " ".join(TEXTS * 14)  # ~600 tokens: a step and a bit
+    async with await LlmClient.from_path(smollm2, ctx=2048, pooling="last") as client:
+        decoder = _embedder(client)
+        length = len(decoder.prepare(EmbedRequest((long,))).texts[0])
+        before = decoder.decodes
+        split = await client.embed_array([long, TEXTS[0]])
+        steps = decoder.decodes - before
+        monkeypatch.setattr(_embed, "STEP_TOKENS", 2048)
+        before = decoder.decodes
+        whole = await client.embed_array([long, TEXTS[0]])
+        assert decoder.decodes - before == 1
+    assert length > STEP_TOKENS and steps == -(-length // STEP_TOKENS) + 1
+    assert numpy.abs(split - whole).max() < TOLERANCE

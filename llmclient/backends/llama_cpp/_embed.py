@@ -5,7 +5,7 @@ of the same model: the weights are shared, the caches are not, so a chat's KV ca
 embedded. Each step packs the waiting texts, oldest request first, into one batch: as many as fit in
 `STEP_TOKENS` tokens (a longer text goes alone), each text a sequence of its own; then it reads each sequence's
 pooled vector and clears the cache. A big request so takes many steps, and the decode thread runs every other
-model's step between two of them.
+model's step between two of them. With last-token pooling a text longer than a step is read over several.
 
 A whole text is always in one of llama.cpp's micro-batches: mean and CLS pooling read a sequence only in the
 micro-batch that holds its end (llama.cpp keeps the last micro-batch's pooled vector of each sequence), and a
@@ -117,6 +117,12 @@ class EmbedDecoder:
         # the tokenizer does not add it (Qwen3-Embedding's GGUF asks the caller to), it is added here
         eos = int(lib.llama_vocab_eos(self._vocab))
         self._eos = eos if pooling == POOLINGS["last"] and not self._ends_special and eos >= 0 else None
+        self._splits = pooling == POOLINGS["last"] and causal
+        """Whether a text longer than a step is read over several (the others must be whole in one micro-batch)."""
+        self._partial: _Job | None = None
+        """The request whose text is being read over several steps."""
+        self._fed = 0
+        """Tokens of that text in the cache."""
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
         self._n_batch = n_batch
         b = self._batch
@@ -170,7 +176,14 @@ class EmbedDecoder:
         """Embed one batch of the waiting texts, oldest first; hand each finished request its vectors."""
         for job in [j for j in self._jobs if j.cancelled()]:
             self._jobs.remove(job)
+            if job is self._partial:  # its first tokens are in the cache: start the next text afresh
+                self._partial, self._fed = None, 0
+                self._clear()
             job.emit(Piece("", "cancelled"))
+        head = next((j for j in self._jobs if j.next < len(j.texts)), None)
+        if head is not None and self._splits and len(head.texts[head.next]) > STEP_TOKENS:
+            self._step_long(head)
+            return
         rows: list[tuple[_Job, int]] = []
         n = 0
         for job in self._jobs:
@@ -178,20 +191,42 @@ class EmbedDecoder:
                 tokens = job.texts[job.next]
                 if rows and (n + len(tokens) > STEP_TOKENS or len(rows) == self._sequences):
                     break
-                end = n + len(tokens)
-                self._token[n:end] = tokens
-                self._pos[n:end] = numpy.arange(len(tokens))
-                seq, row = self._seq, len(rows)
-                for i in range(n, end):
-                    seq[i][0] = row
+                self._put(n, tokens, 0, len(rows))
                 rows.append((job, job.next))
                 job.next += 1
-                n = end
+                n += len(tokens)
             else:
                 continue
             break
-        if not rows:
-            return
+        if rows:
+            self._decode(rows, n)
+
+    def _step_long(self, job: _Job) -> None:
+        """The next `STEP_TOKENS` of a text too long for one step (last-token pooling only: the cache holds what
+        earlier steps read, and the last token, read in the last step, attends to all of it)."""
+        tokens = job.texts[job.next]
+        chunk = tokens[self._fed : self._fed + STEP_TOKENS]
+        self._put(0, chunk, self._fed, 0)
+        self._partial, self._fed = job, self._fed + len(chunk)
+        if self._fed < len(tokens):
+            self._decode([], len(chunk))
+        else:
+            job.next += 1
+            self._partial, self._fed = None, 0
+            self._decode([(job, job.next - 1)], len(chunk))
+
+    def _put(self, n: int, tokens: list[int], first_pos: int, seq_id: int) -> None:
+        """Write `tokens` into the batch from row `n` on, in sequence `seq_id`, from position `first_pos`."""
+        end = n + len(tokens)
+        self._token[n:end] = tokens
+        self._pos[n:end] = numpy.arange(first_pos, first_pos + len(tokens))
+        seq = self._seq
+        for i in range(n, end):
+            seq[i][0] = seq_id
+
+    def _decode(self, rows: list[tuple[_Job, int]], n: int) -> None:
+        """Decode the batch's first `n` tokens and keep the pooled vector of each of `rows` (sequence i is row i);
+        with no rows, a part of a long text, whose tokens stay in the cache."""
         self._batch.n_tokens = n
         self.decodes += 1
         status = int(self._lib.llama_decode(self._ctx, self._batch))
@@ -205,15 +240,22 @@ class EmbedDecoder:
                 job.vectors[index] = numpy.ctypeslib.as_array(pooled, shape=(self.dimension,))
                 job.done += 1
         except GenerationError as error:
-            for job in {id(j): j for j, _ in rows}.values():
+            failed = {id(j): j for j, _ in rows}
+            if self._partial is not None:
+                failed[id(self._partial)] = self._partial
+                self._partial, self._fed = None, 0
+            for job in failed.values():
                 self._jobs.remove(job)
                 job.emit(error)
-        finally:
-            if self._memory is not None:
-                self._lib.llama_memory_clear(self._memory, True)
+        if rows or self._partial is None:
+            self._clear()
         while self._jobs and self._jobs[0].done == len(self._jobs[0].texts):
             job = self._jobs.popleft()
             job.emit(Embedded(job.vectors, job.tokens))
+
+    def _clear(self) -> None:
+        if self._memory is not None:
+            self._lib.llama_memory_clear(self._memory, True)
 
     def set_threads(self, n: int) -> None:
         self._lib.llama_set_n_threads(self._ctx, n, n)
