@@ -5,8 +5,8 @@ an embedding model used in turn in one process against each alone.
 
 Every measurement runs in a fresh process (two llama.cpp users in one process would each start a team of compute
 threads, which slows both), in an order that alternates each round; a figure is read as a ratio against the other
-system's in the same round. Embeddings: `short` texts are one sentence (~15 tokens), `long` ones a paragraph of
-~400 tokens; both systems mean-pool, normalize, pack up to 512 tokens per decode and use flash attention; load
+system's in the same round. Embeddings: `short` texts are one sentence (~20 tokens), `long` ones a paragraph of
+~250 tokens; both systems mean-pool, normalize, pack up to 512 tokens per decode and use flash attention; load
 time and a warm-up text are not timed. Alternation: the chat model answers greedily (64 tokens), the embedding
 model embeds 100 short texts, `--turns` times each; alone, each does its part in a process without the other.
 llmclient's numpy variant (`embed_array`) is timed on the short texts too.
@@ -36,8 +36,8 @@ def short_texts(n: int) -> list[str]:
 
 
 def long_texts(n: int) -> list[str]:
-    """n different paragraphs of about 400 tokens each."""
-    return [" ".join(short_texts(n * 26)[i::n][:26]) for i in range(n)]
+    """n different paragraphs of about 250 tokens each (12 sentences; within one 512-token batch of both)."""
+    return [" ".join(short_texts(n * 12)[i::n]) for i in range(n)]
 
 
 def _embed_llmclient(model: Path, threads: int, sets: dict[str, list[str]]) -> dict[str, Any]:
