@@ -94,7 +94,7 @@ class EmbedDecoder:
         self.pooling = pooling
         n_batch = max(STEP_TOKENS, max_tokens)
         params = lib.llama_context_default_params()
-        params.n_ctx = n_batch  # the cache holds one batch: it is cleared after each
+        params.n_ctx = n_batch  # the cache holds one batch, or one long text read over steps; then it is cleared
         params.n_batch = n_batch
         params.n_ubatch = n_batch if pooling != POOLINGS["last"] or not causal else min(n_batch, _LAST_UBATCH)
         params.n_seq_max = min(n_batch, int(lib.llama_max_parallel_sequences()))
@@ -110,8 +110,8 @@ class EmbedDecoder:
         self._memory = lib.llama_get_memory(self._ctx)  # None for an encoder without a cache
         self.dimension = int(lib.llama_model_n_embd_out(model.model))
         self._vocab = model.vocab
-        # a tokenizer that ends each text with a special token (BERT's [SEP], Qwen3-Embedding's end of text, which
-        # last-token pooling reads) keeps it when a long text is cut
+        # a tokenizer that ends each text with a special token (BERT's [SEP], an end-of-text token) keeps it when a
+        # long text is cut
         self._ends_special = bool(lib.llama_vocab_get_add_eos(self._vocab) or lib.llama_vocab_get_add_sep(self._vocab))
         # last-token pooling reads the end-of-text token, which such models are trained to sum the text up in; where
         # the tokenizer does not add it (Qwen3-Embedding's GGUF asks the caller to), it is added here
@@ -124,7 +124,6 @@ class EmbedDecoder:
         self._fed = 0
         """Tokens of that text in the cache."""
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
-        self._n_batch = n_batch
         b = self._batch
         self._token = numpy.ctypeslib.as_array(b.token, shape=(n_batch,))
         self._pos = numpy.ctypeslib.as_array(b.pos, shape=(n_batch,))
