@@ -15,6 +15,7 @@ import numpy
 import pytest
 
 from llmclient import (
+    Capabilities,
     ContextOverflowError,
     InvalidRequestError,
     InvalidRequestTypeError,
@@ -283,3 +284,13 @@ async def test_with_last_token_pooling_a_long_text_is_read_over_several_steps_as
         assert decoder.decodes - before == 1
     assert length > STEP_TOKENS and steps == -(-length // STEP_TOKENS) + 1
     assert numpy.abs(split - whole).max() < TOLERANCE
+
+
+async def test_a_fake_engine_embeds_for_tests_of_code_that_embeds() -> None:
+    engine = FakeEngine(capabilities=Capabilities(embeddings=True), embed_dimension=16)
+    async with LlmClient(engine, embed_prefixes={"query": "q: "}) as client:
+        first = await client.embed(["alpha", "beta"], kind="query")
+        again = await client.embed_array("alpha", kind="query")
+    assert len(first) == 2 and len(first[0]) == 16 and numpy.allclose(numpy.linalg.norm(first, axis=1), 1.0)
+    assert numpy.allclose(first[0], again[0]) and not numpy.allclose(first[0], first[1])
+    assert [r.texts for r in engine.embedded] == [("q: alpha", "q: beta"), ("q: alpha",)]
