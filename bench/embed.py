@@ -123,7 +123,9 @@ def _child(argv: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="a GGUF file (default: the real SmolLM2 file)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a GGUF file (default: the real SmolLM2 file); `minilm`: a synthetic BERT of "
+                        "all-MiniLM-L6-v2's shape (6 layers, 384 wide, random weights)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--short", type=int, default=1000)
@@ -136,6 +138,15 @@ def main() -> None:
         from llmclient.testing import smollm2_gguf
 
         args.model = smollm2_gguf()
+    elif str(args.model) == "minilm":
+        import tempfile
+
+        from llmclient.testing.synthetic import ModelShape, write_synthetic_bert
+
+        folder = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+        args.model = write_synthetic_bert(
+            folder / "minilm-shape-F16.gguf", ModelShape("bert", 6, 384, 12, 12, 1536, 0, 512)
+        )
     if args.child is not None:
         kind, _, what = args.child.partition(":")
         if kind == "embed":
