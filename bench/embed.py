@@ -55,6 +55,10 @@ def _embed_llmclient(model: Path, threads: int, sets: dict[str, list[str]]) -> d
                 out[name] = len(vectors) / (time.perf_counter() - began)
             began = time.perf_counter()  # the numpy variant: no list of Python floats
             out["short_array"] = len(await client.embed_array(sets["short"])) / (time.perf_counter() - began)
+            from llmclient.backends.llama_cpp._worker import _decode_thread
+
+            policy = _decode_thread().policy
+            out["threads_now"] = policy.threads if policy is not None else None  # the thread policy's last choice
             return out
 
     return anyio.run(run)
@@ -169,7 +173,8 @@ def main() -> None:
                 ratios[name].append(ours / theirs)
                 print(f"round {r + 1} {name:5}: llmclient {ours:8.1f} texts/s, llama-cpp-python {theirs:8.1f} "
                       f"texts/s, ratio {ours / theirs:.3f}  (first: {order[0]})", flush=True)  # fmt: skip
-            print(f"round {r + 1} short, embed_array: {got['llmclient']['short_array']:8.1f} texts/s", flush=True)
+            print(f"round {r + 1} short, embed_array: {got['llmclient']['short_array']:8.1f} texts/s; llmclient's "
+                  f"compute threads at the end: {got['llmclient']['threads_now']}", flush=True)  # fmt: skip
         for name, values in ratios.items():
             print(f"{name} texts: ratio median {statistics.median(values):.3f}, range {min(values):.3f}-"
                   f"{max(values):.3f}")  # fmt: skip
