@@ -132,6 +132,8 @@ def main() -> None:
                         "all-MiniLM-L6-v2's shape (6 layers, 384 wide, random weights)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--first-round", type=int, default=1,
+                        help="the first round's number, which sets the order (to go on a run)")  # fmt: skip
     parser.add_argument("--short", type=int, default=1000)
     parser.add_argument("--long", type=int, default=100)
     parser.add_argument("--turns", type=int, default=5)
@@ -165,7 +167,7 @@ def main() -> None:
     print(f"model {args.model.name}, {args.threads} threads, {args.rounds} rounds")
     if args.parts in ("all", "peers"):
         ratios: dict[str, list[float]] = {"short": [], "long": []}
-        for r in range(args.rounds):
+        for r in range(args.first_round - 1, args.first_round - 1 + args.rounds):
             order = ["llmclient", "llama-cpp-python"][:: 1 if r % 2 == 0 else -1]
             got = {system: _child([*common, "--child", f"embed:{system}"]) for system in order}
             for name in ratios:
@@ -181,7 +183,7 @@ def main() -> None:
     if args.parts in ("all", "alternation"):
         chat_ratios: list[float] = []
         embed_ratios: list[float] = []
-        for r in range(args.rounds):
+        for r in range(args.first_round - 1, args.first_round - 1 + args.rounds):
             order = ["chat", "embed", "both"]
             order = order[r % 3 :] + order[: r % 3]
             got = {mode: _child([*common, "--child", f"alternate:{mode}"]) for mode in order}
