@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import subprocess
 import tempfile
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -175,32 +174,30 @@ async def open_server(s: Settings) -> AsyncIterator[Peer]:
 
 
 @contextlib.asynccontextmanager
-async def open_mistralrs(s: Settings, max_seqs: int = CONCURRENT) -> AsyncIterator[Peer]:
-    mistralrs: Any = importlib.import_module("mistralrs")
-    path = Path(s.model)
-    which = mistralrs.Which.GGUF(quantized_model_id=str(path.parent), quantized_filename=path.name)
-    runner = [mistralrs.Runner(which=which, max_seqs=max_seqs, token_source="none")]  # emptied on close: frees it
-    submit = threading.Lock()  # two threads submitting at once: "RuntimeError: Already borrowed" (PyO3)
+async def open_mistralrs(s: Settings, as_is: bool = False) -> AsyncIterator[Peer]:
+    """mistral.rs through llmclient's engine (`LlmClient.mistral_rs()`): its workarounds (the admission lock, the
+    lock around calls, streaming only) replace what this bench did by hand before (a submission lock, and a rerun on
+    a `Runner(max_seqs=1)` when the batch failed); `as_is`: the file's weights as they are, not requantized."""
+    from llmclient import LlmClient
+
+    builder = LlmClient.mistral_rs().local(s.model).ctx(CTX).threads(s.threads).parallel(CONCURRENT)
+    client = await (builder.in_situ_quant(None) if as_is else builder).init()
 
     async def stream(messages: list[dict[str, str]], tokens: int) -> AsyncIterator[str]:
-        request = mistralrs.ChatCompletionRequest(
-            model="default", messages=messages, max_tokens=tokens, temperature=0.0, stream=True
-        )
+        async for chunk in client.stream(messages, max_tokens=tokens, temperature=0.0):
+            if chunk.text:
+                yield chunk.text
 
-        def pieces() -> Iterator[str]:
-            with submit:
-                chunks = runner[0].send_chat_completion_request(request)
-            for chunk in chunks:
-                yield chunk.choices[0].delta.content or ""
-
-        async for piece in thread_stream(pieces):
-            yield piece
-
-    fallback = None if max_seqs == 1 else (lambda: open_mistralrs(s, max_seqs=1))
     try:
-        yield Peer(stream, serial_fallback=fallback)
+        yield Peer(stream)
     finally:
-        runner.clear()
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def open_mistralrs_as_is(s: Settings) -> AsyncIterator[Peer]:
+    async with open_mistralrs(s, as_is=True) as peer:
+        yield peer
 
 
 @contextlib.asynccontextmanager
@@ -232,7 +229,7 @@ async def open_gpt4all(s: Settings) -> AsyncIterator[Peer]:
 OPENERS: dict[str, Callable[[Settings], contextlib.AbstractAsyncContextManager[Peer]]] = {
     "llmclient": open_llmclient, "to_thread": open_to_thread, "one_thread": open_one_thread,
     "llama_cpp.server": open_server,
-    "mistralrs": open_mistralrs, "gpt4all": open_gpt4all,
+    "mistralrs": open_mistralrs, "mistralrs.gguf": open_mistralrs_as_is, "gpt4all": open_gpt4all,
 }  # fmt: skip
 
 

@@ -10,10 +10,12 @@ Systems, each measured in a fresh process per round, rounds interleaved (A B C D
   way, since llama.cpp starts a team of compute threads for each OS thread that decodes (bench/omp_teams.py);
 - `llama_cpp.server`: llama-cpp-python's OpenAI-compatible server under uvicorn on 127.0.0.1, started by the app
   and streamed with `openai.AsyncOpenAI` (the server's defaults: a new request interrupts the running one);
-- `mistralrs`: mistral.rs's Python wheel loading the GGUF file offline (`Which.GGUF`, `max_seqs=8`, threads via
-  `RAYON_NUM_THREADS`); its API is sync, so each stream runs in a thread (submissions behind a lock: the `Runner`
-  refuses two at once) and its own scheduler batches them. If that batch fails, the 8 requests run again on a
-  fresh `Runner(max_seqs=1)` and a note says so;
+- `mistralrs`: mistral.rs's Python wheel through llmclient's engine, `LlmClient.mistral_rs().local(model)` with
+  `ctx=`, `threads=` (mistral.rs's `RAYON_NUM_THREADS`) and `parallel=8` (its `max_seqs`): the file loaded offline,
+  this Q4_1 file requantized to Q8_0 while loading (the engine's default for it); each stream on a thread of the
+  engine's, their prompts admitted one at a time (mistral.rs fails a batch that prefills two prompts of equal
+  length), and its own scheduler batches the generating ones; `mistralrs.gguf`: the same with the file's weights
+  as they are (`.in_situ_quant(None)`);
 - `gpt4all`: `GPT4All(file, model_path=dir, allow_download=False)`, `generate(streaming=True)` in a chat session
   whose prompt template is the file's own chat template, in a thread behind a lock.
 
@@ -27,7 +29,7 @@ lag meanwhile: a task sleeping 1 ms in a loop, p99 and max lateness) and peak RS
 server's VmHWM for the server system). A peer that cannot load the model or do a part shows "n/a" and a note with
 the reason.
 
-    python bench/peers.py [--model PATH] [--systems a,b] [--rounds 5] [--tokens 128] [--gpu] [--quick]
+    python bench/peers.py [--model PATH] [--systems a,b | --engines] [--rounds 5] [--tokens 128] [--gpu] [--quick]
                           [--loop default|select] [--json FILE] [--plot FILE]
 
 `--systems llmclient,llmclient@c926952`: llmclient as of a git revision, exported to a temporary folder and put
@@ -36,6 +38,9 @@ first on the child's `sys.path`, beside this checkout's (a change's cost, measur
 `--loop select`: the app's loop waits in `select()`, which keeps a timer's microseconds, instead of epoll, which rounds
 every wait up to a whole millisecond: after any wake-up of the loop (a streamed token), the ticker's next tick comes
 up to 1 ms late on epoll whatever the system does, and this takes that out of the lag figures.
+`--engines`: llmclient's two engines side by side on the same file (`llmclient` on llama.cpp, `mistralrs` and
+`mistralrs.gguf`), and a second table: each figure with its ratio to llama.cpp's, and the slowest first token of
+the 8 at once.
 `--gpu`: the llama-family systems offload everything; a peer without a GPU build here is skipped with a reason.
 `--quick`: 2 rounds of 32 tokens (about 1.5 minutes on 2 idle cores). `--json` keeps every round's raw results.
 """
@@ -67,7 +72,9 @@ from typing import Any
 from _common import export, pct, prompt, tick_until  # bench/ is on sys.path when run as a script
 from _peer_systems import CONCURRENT, CTX, OPENERS, Settings, Stream, gpt4all_template
 
-SYSTEMS = ("llmclient", "to_thread", "one_thread", "llama_cpp.server", "mistralrs", "gpt4all")
+SYSTEMS = ("llmclient", "to_thread", "one_thread", "llama_cpp.server", "mistralrs", "mistralrs.gguf", "gpt4all")
+#: `--engines`: llmclient's two engines on the same file (llama.cpp, then mistral.rs requantized and as it is).
+ENGINES = ("llmclient", "mistralrs", "mistralrs.gguf")
 PACKAGES = ("llmclient", "llama-cpp-python", "openai", "uvicorn", "mistralrs", "gpt4all")
 WARM_UP: list[dict[str, str]] = [{"role": "user", "content": "Say hello."}]
 RESULT_TAG = "PEERS-RESULT "
@@ -174,9 +181,6 @@ async def measure(system: str, s: Settings) -> dict[str, Any]:
 def child(system: str, settings: str) -> None:
     """`--one`: measure one system and print its result as one tagged JSON line."""
     s = Settings(**json.loads(settings))
-    if system == "mistralrs":  # read once, when the library starts: the same threads as the others, no network
-        os.environ["RAYON_NUM_THREADS"] = str(s.threads)
-        os.environ["HF_HUB_OFFLINE"] = "1"
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector()) if s.loop == "select" else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     result = loop.run_until_complete(measure(system.split("@", 1)[0], s))
@@ -231,7 +235,8 @@ def gpu_skips(systems: list[str]) -> dict[str, str]:
         for system in ("llmclient", "to_thread", "one_thread", "llama_cpp.server"):
             skips[system] = f"llama-cpp-python {llama_cpp.__version__} here is a CPU-only build"
     if importlib.metadata.packages_distributions().get("mistralrs") == ["mistralrs"]:
-        skips["mistralrs"] = "the `mistralrs` wheel is mistral.rs's CPU build (`mistralrs-cuda` is the CUDA one)"
+        for system in ("mistralrs", "mistralrs.gguf"):
+            skips[system] = "the `mistralrs` wheel is mistral.rs's CPU build (`mistralrs-cuda` is the CUDA one)"
     return {system: reason for system, reason in skips.items() if system in systems}
 
 
@@ -314,6 +319,35 @@ def table(runs: dict[str, list[dict[str, Any]]], tokens: int) -> tuple[str, list
     return "\n".join(rows), list(dict.fromkeys(notes))
 
 
+def engines_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """`--engines`: each engine's medians beside their ratio to llama.cpp's (`llmclient`), and the slowest first
+    token of the 8 at once."""
+    parts: dict[str, Callable[[dict[str, Any]], float]] = {
+        "cold start, s": lambda r: r["cold_s"],
+        "1 stream TTFT, s": lambda r: r["single"]["ttft"],
+        "1 stream decode tok/s": lambda r: r["single"]["decode_tps"],
+        "8 at once, aggregate tok/s": lambda r: r["concurrent"]["aggregate_tps"],
+        "8 at once, slowest TTFT, s": lambda r: max(x["ttft"] for x in r["concurrent"]["requests"]),
+        "8 at once, complete": lambda r: r["concurrent"]["complete"],
+        "peak RSS, MB": lambda r: r["rss_mb"],
+    }
+    medians = {
+        system: {name: statistics.median([get(r) for r in ok]) for name, get in parts.items()}
+        for system, rounds in runs.items()
+        if (ok := [r for r in rounds if "cold_s" in r])
+    }
+    base = medians.get("llmclient")
+    rows = ["| engine | " + " | ".join(parts) + " |", "|---" * (len(parts) + 1) + "|"]
+    for system, values in medians.items():
+        cells = []
+        for name, value in values.items():
+            ratio = f" ({value / base[name]:.2f}x)" if base and system != "llmclient" and base[name] else ""
+            cells.append(f"{value:.3g}{ratio}" if "complete" not in name else f"{value:g}/{CONCURRENT}")
+        label = {"llmclient": "llama.cpp", "mistralrs": "mistral.rs (Q8_0 in situ)"}.get(system, system)
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def plot(runs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
     """Grouped bars per system: single-stream and 8-concurrent tokens/s; and the loop lag p99 beside them."""
     import matplotlib
@@ -358,6 +392,7 @@ def main() -> None:
         default=",".join(SYSTEMS),
         help=f"comma-separated, from {', '.join(SYSTEMS)}; llmclient@REV runs git revision REV's llmclient",
     )
+    parser.add_argument("--engines", action="store_true", help=f"--systems {','.join(ENGINES)}, with ratios")
     parser.add_argument("--rounds", type=int, default=None, help="rounds, each system once per round (default 5)")
     parser.add_argument("--tokens", type=int, default=None, help="max_tokens per request (default 128)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: the plan's)")
@@ -378,7 +413,7 @@ def main() -> None:
     if args.from_json:
         replay(args.from_json, args.plot)
         return
-    systems = args.systems.split(",")
+    systems = list(ENGINES) if args.engines else args.systems.split(",")
     unknown = sorted({system.split("@", 1)[0] for system in systems} - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
@@ -426,6 +461,8 @@ def main() -> None:
     print(rows)
     if notes:
         print("\n" + "\n".join(f"- {note}" for note in notes))
+    if "llmclient" in systems and any(x.startswith("mistralrs") for x in systems):
+        print("\n" + engines_table(runs))
     if args.json:
         record = {"command": command, "machine": machine, "versions": versions(), "settings": asdict(s),
                   "rounds": rounds, "wall_s": wall, "runs": runs}  # fmt: skip

@@ -6,14 +6,17 @@ from __future__ import annotations
 # (backends/llama_cpp/_model.py), and before numpy wherever llmclient itself would import numpy first: on an H100
 # machine with numpy 2.5.2, a numpy loaded first made every CUDA model load crash in llama.cpp's tokenizer setup
 # (SIGSEGV in llama_model_load_from_file). So an app without llama-cpp-python can still use a remote engine,
-# `llmclient.testing` and the cache.
+# `llmclient.testing` and the cache. Nor is mistral.rs imported: `LlmClient.mistral_rs()` loads it with a model, after
+# setting its environment (backends/mistralrs/workarounds.py).
 from llmclient import presets
 from llmclient.backends import Capabilities, Embedded, EmbeddingEngine, EmbedRequest, Engine, GenerateRequest, Piece
+from llmclient.backends.remote import RemoteEngine, RemoteSettings, ReplicaStats, Routing, session_key
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
-from llmclient.chat import Message, ToolCall
-from llmclient.client import LlamaCppBuilder, LlmClient, SyncLlmClient
+from llmclient.chat import HERMES_TEMPLATE, Message, MessageToolCall, Tool, ToolCall
+from llmclient.client import LlamaCppBuilder, LlmClient, MistralRsBuilder, RemoteBuilder, SyncLlmClient
 from llmclient.embeddings import EmbedKind
 from llmclient.errors import (
+    AuthenticationError,
     BusyError,
     ClientClosedError,
     ContextOverflowError,
@@ -30,15 +33,28 @@ from llmclient.errors import (
     InvalidRequestTypeError,
     InvalidSettingError,
     LlmClientError,
+    MalformedResponseError,
+    MissingDependencyError,
     ModelFormatError,
     ModelNotFoundError,
     ModelSourceError,
     OfflineError,
     QuantNotAvailableError,
+    RemoteError,
+    RemoteTimeoutError,
     RequestError,
     SchemaError,
+    ServerError,
+    ServerUnavailableError,
+    StreamInterruptedError,
+    ToolCallError,
+    ToolError,
+    ToolExecutionError,
+    ToolLoopError,
+    UnknownModelError,
     UnknownPresetError,
     UnsupportedFeatureError,
+    UnsupportedModelError,
     VerificationError,
 )
 from llmclient.hardware import Device, Hardware, detect
@@ -62,6 +78,7 @@ from llmclient.workflows import Decision
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BusyError",
     "CachedFile",
     "CachedModel",
@@ -86,6 +103,7 @@ __all__ = [
     "GenerationError",
     "GgufInfo",
     "Hardware",
+    "HERMES_TEMPLATE",
     "HubUnavailableError",
     "IncompleteOutputError",
     "InsufficientDiskError",
@@ -97,8 +115,12 @@ __all__ = [
     "LlamaCppBuilder",
     "LlmClient",
     "LlmClientError",
+    "MalformedResponseError",
     "MemoryEstimate",
     "Message",
+    "MessageToolCall",
+    "MissingDependencyError",
+    "MistralRsBuilder",
     "ModelCache",
     "ModelFile",
     "ModelFormatError",
@@ -113,15 +135,33 @@ __all__ = [
     "QuantNotAvailableError",
     "read_gguf_info",
     "Rejected",
+    "RemoteBuilder",
+    "RemoteEngine",
+    "RemoteError",
+    "RemoteSettings",
+    "RemoteTimeoutError",
+    "ReplicaStats",
     "RequestError",
+    "Routing",
     "SchemaError",
     "Sampling",
+    "ServerError",
+    "ServerUnavailableError",
+    "session_key",
+    "StreamInterruptedError",
     "SyncLlmClient",
     "Timings",
+    "Tool",
     "ToolCall",
+    "ToolCallError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolLoopError",
+    "UnknownModelError",
     "UnknownPresetError",
     "UNSET",
     "UnsupportedFeatureError",
+    "UnsupportedModelError",
     "Usage",
     "VerificationError",
     "VerifyReport",

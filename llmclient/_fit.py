@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 
 from llmclient.hardware import Hardware
 from llmclient.metadata import GgufInfo
+from llmclient.quants import Quant
 from llmclient.types import MemoryEstimate, ModelFile
 
 __all__ = [
     "FLOOR_CTX", "GPU_HEADROOM", "RAM_HEADROOM", "UNKNOWN_TRAINED_CTX", "Budget", "Est", "FitCtx", "Option",
-    "budget_for", "info_for", "largest", "scaled_info", "threads_for",
+    "budget_for", "held_info", "info_for", "largest", "scaled_info", "threads_for",
 ]  # fmt: skip
 
 MIB = 1 << 20
@@ -75,6 +76,24 @@ def scaled_info(reference: GgufInfo, file_bytes: int) -> GgufInfo:
         output_bytes=int(reference.output_bytes * ratio),
         file_bytes=file_bytes,
     )
+
+
+def held_info(info: GgufInfo, file_quant: Quant | None, requantize: Quant | None, f32_embedding: bool) -> GgufInfo:
+    """`info` as an engine holds the weights in memory: with `requantize`, the layers and output head rewritten in
+    that type while loading (their bytes scaled by the ratio of bits per weight; an unknown file quant is taken as
+    is); with `f32_embedding`, the token embedding expanded to 32-bit floats (candle, under mistral.rs, dequantizes
+    it at load)."""
+    held = info
+    if requantize is not None and file_quant is not None and file_quant.name != requantize.name:
+        ratio = requantize.bits_per_weight / file_quant.bits_per_weight
+        held = replace(
+            held,
+            layer_bytes=tuple(int(b * ratio) for b in held.layer_bytes),
+            output_bytes=int(held.output_bytes * ratio),
+        )
+    if f32_embedding:
+        held = replace(held, input_bytes=max(held.input_bytes, held.vocab_size * held.embedding_length * 4))
+    return held
 
 
 def largest(lo: int, hi: int, ok: Callable[[int], bool], step: int = 1) -> int | None:

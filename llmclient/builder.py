@@ -1,7 +1,10 @@
-"""A llama.cpp model's configuration: name a model, adjust settings, then `plan()` or `load()` an engine.
+"""A model's configuration: name a model, adjust settings, then `plan()` or `load()` an engine.
 
-`LlmClient.llama_cpp()` gives the `LlamaCppBuilder` (client.py), which adds `init()` and `init_sync()` to this
-configuration. Every method returns a new builder, so a half-configured one can be reused safely:
+`ModelConfig` is what every engine's builder shares (the preset methods, `.hf()`, `.local()`, sizing, the cache,
+sampling defaults, planning and fetching the file); `LlamaCppConfig` adds llama.cpp's settings and loads a
+`LlamaCppEngine`, `MistralRsConfig` mistral.rs's and loads a `MistralRsEngine`.
+`LlmClient.llama_cpp()` and `LlmClient.mistral_rs()` give the builders (client.py), which add `init()` and
+`init_sync()`. Every method returns a new builder, so a half-configured one can be reused safely:
 
     base = LlmClient.llama_cpp().temperature(0.2)
     small = await base.smollm2_135m_instruct().init()
@@ -20,13 +23,17 @@ import anyio
 from typing_extensions import Self
 
 from llmclient._candidates import Candidates, resolve_candidates
+from llmclient._client_settings import ClientSettings
 from llmclient._hub.progress import Progress
 from llmclient._hub.reference import validate_reference
 from llmclient._source import Source
+from llmclient.backends import Engine
 from llmclient.backends.llama_cpp import LlamaCppEngine, LlamaCppSettings
 from llmclient.backends.llama_cpp._settings import POOLINGS
+from llmclient.backends.mistralrs import MistralRsEngine, MistralRsSettings, in_situ_quant
+from llmclient.backends.mistralrs.workarounds import refuse_known_bad
 from llmclient.cache import ModelCache
-from llmclient.errors import InvalidSettingError
+from llmclient.errors import InvalidSettingError, UnsupportedFeatureError
 from llmclient.hardware import detect
 from llmclient.planner import plan as make_plan
 from llmclient.presets import get as get_preset
@@ -35,9 +42,13 @@ from llmclient.presets._preset import Embedding
 from llmclient.sampling import Sampling
 from llmclient.types import Plan
 
-__all__ = ["LlamaCppConfig", "Loaded"]
+__all__ = ["LlamaCppConfig", "Loaded", "MistralRsConfig", "ModelConfig"]
 
 _NOT_SETTINGS = frozenset({"for_file", "init", "init_sync", "load", "plan", "preset", "hf", "local"})
+#: File quants mistral.rs has no fast CPU kernel for (candle's x86 `vec_dot` covers Q4_0, Q8_0 and the K-quants):
+#: requantized to Q8_0 while loading unless `.in_situ_quant()` says otherwise (Q4_1: 53 against 16 tok/s here).
+_SLOW_IN_MISTRALRS = frozenset({"Q4_1"})
+_AUTO: Any = object()
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -56,7 +67,7 @@ def _number(name: str, value: object, low: float, high: float) -> float:
 class Loaded:
     """A loaded engine and what the client over it needs from the configuration."""
 
-    engine: LlamaCppEngine
+    engine: Engine
     plan: Plan
     defaults: Sampling
     system_prompt: str | None
@@ -66,14 +77,13 @@ class Loaded:
 
 
 @dataclass(frozen=True)
-class LlamaCppConfig(PresetMethods):
-    """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
+class ModelConfig(ClientSettings, PresetMethods):
+    """What every engine's configuration shares; immutable (each method returns a changed copy)."""
 
     _source: Source | None = None
     _quant: str | None = None
     _ctx: int | None = None
     _memory_gb: float | None = None
-    _gpu_layers: int | None = None
     _cpu_only: bool = False
     _threads: int | None = None
     _cache_dir: Path | None = None
@@ -81,13 +91,7 @@ class LlamaCppConfig(PresetMethods):
     _token: str | bool | None = None
     _offline: bool | None = None
     _progress: Progress = True
-    _system_prompt: str | None = None
-    _chat_format: str | None = None
-    _max_queue: int | None = None
     _parallel: int | None = None
-    _pooling: str | None = None
-    _embed_prefixes: tuple[tuple[str, str], ...] | None = None
-    _sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
     def for_file(cls, path: str | os.PathLike[str], **settings: Any) -> Self:
@@ -133,12 +137,6 @@ class LlamaCppConfig(PresetMethods):
         """A memory budget replacing detection: GPU memory if there are GPUs, else RAM."""
         return replace(self, _memory_gb=_number("memory_gb", gigabytes, 0.001, 1e6))
 
-    def gpu_layers(self, n: int) -> Self:
-        """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidSettingError(f"gpu_layers must be a whole number >= 0, got {n!r}")
-        return replace(self, _gpu_layers=n)
-
     def cpu_only(self, on: bool = True) -> Self:
         """Ignore GPUs."""
         return replace(self, _cpu_only=on)
@@ -171,25 +169,83 @@ class LlamaCppConfig(PresetMethods):
 
     # --- how it answers ---------------------------------------------------------------------------
 
-    def system_prompt(self, text: str) -> Self:
-        """A system message put first in every chat that has none."""
-        return replace(self, _system_prompt=text)
-
-    def chat_format(self, name: str) -> Self:
-        """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
-        return replace(self, _chat_format=name)
-
-    def max_queue(self, n: int) -> Self:
-        """At most `n` requests wait for a place among those running; one more gets `BusyError` at once
-        (default: no limit)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidSettingError(f"max_queue must be a whole number >= 0, got {n!r}")
-        return replace(self, _max_queue=n)
-
     def parallel(self, n: int) -> Self:
         """Decode up to `n` requests together in one batch (default: 4, fewer if their KV cache does not fit);
         1 serves them one at a time."""
         return replace(self, _parallel=_positive_int("parallel", n))
+
+    # --- plan and load ---------------------------------------------------------------------------
+
+    def _cache(self) -> ModelCache:
+        return ModelCache(self._cache_dir)
+
+    def _planning(self) -> dict[str, Any]:
+        """The planner's engine-specific arguments (overridden by each engine's configuration)."""
+        return {"cpu_only": self._cpu_only}
+
+    async def plan(self) -> Plan:
+        """The plan for this machine: file, quant, context, GPU layers, threads. Downloads nothing."""
+        chosen, _ = await self._plan()
+        return chosen
+
+    async def _plan(self, **planning: Any) -> tuple[Plan, Candidates]:
+        """The plan and the candidates it chose among; `planning`: planner arguments beside `_planning()`'s."""
+        if self._source is None:
+            raise InvalidSettingError(
+                "no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()"
+            )
+        candidates = await resolve_candidates(
+            self._source, self._cache(), endpoint=self._endpoint, token=self._token, offline=self._offline
+        )
+        hardware = await anyio.to_thread.run_sync(lambda: detect(memory_gb=self._memory_gb))
+        facts = self._embedding()
+        chosen = make_plan(
+            candidates.files,
+            hardware,
+            n_ctx=self._ctx or (facts.max_tokens if facts is not None else None),
+            quant=candidates.check_quant(self._quant),
+            threads=self._threads,
+            reference=candidates.reference,
+            notes=candidates.notes,
+            parallel=self._parallel or (1 if facts is not None else None),  # an embedding model has no chat KV
+            **{**self._planning(), **planning},
+        )
+        return chosen, candidates
+
+    def _embedding(self) -> Embedding | None:
+        """The preset's embedding facts, for an embedding preset."""
+        source = self._source
+        return get_preset(source.name).embedding if source is not None and source.kind == "preset" else None
+
+    async def _fetch(self, chosen: Plan) -> list[Path]:
+        """The chosen file's paths (every shard, the first first): the local file, or fetched into the cache
+        (verified)."""
+        source = self._source
+        assert source is not None
+        if source.kind == "local":
+            return [Path(source.name)]
+        cache = self._cache()
+        names = chosen.file.shards or (chosen.file.filename,)
+        return [
+            (
+                await cache.fetch(
+                    source.repo_id, name, source.revision,
+                    endpoint=self._endpoint, token=self._token, progress=self._progress, offline=self._offline,
+                )
+            ).path
+            for name in names
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LlamaCppConfig(ModelConfig):
+    """Configuration for a llama.cpp model; immutable (each method returns a changed copy)."""
+
+    _gpu_layers: int | None = None
+    _chat_format: str | None = None
+    _chat_template: str | None = None
+    _pooling: str | None = None
+    _embed_prefixes: tuple[tuple[str, str], ...] | None = None
 
     def pooling(self, kind: str) -> Self:
         """How to pool a text's tokens into one vector: `mean`, `cls` or `last`. An embedding model's GGUF (and its
@@ -203,108 +259,40 @@ class LlamaCppConfig(PresetMethods):
         (e.g. `query="search_query: ", document="search_document: "` for nomic-embed-text)."""
         return replace(self, _embed_prefixes=(("query", query), ("document", document)))
 
-    def _with(self, **sampling: Any) -> Self:
-        # a request checks the same fields with the same table (`Sampling`): a default it would refuse is refused
-        return replace(self, _sampling=self._sampling.merged(Sampling(**sampling)))
+    def gpu_layers(self, n: int) -> Self:
+        """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidSettingError(f"gpu_layers must be a whole number >= 0, got {n!r}")
+        return replace(self, _gpu_layers=n)
 
-    def temperature(self, value: float) -> Self:
-        """Default sampling temperature (0 = greedy)."""
-        return self._with(temperature=value)
+    def chat_format(self, name: str) -> Self:
+        """A llama-cpp-python chat format (`chatml`, `llama-3`, ...) instead of the GGUF's own template."""
+        return replace(self, _chat_format=name)
 
-    def top_p(self, value: float) -> Self:
-        """Default nucleus sampling threshold."""
-        return self._with(top_p=value)
+    def chat_template(self, text_or_path: str | os.PathLike[str]) -> Self:
+        """A Jinja chat template (its text, or a file holding it) instead of the GGUF's own: e.g. one that knows
+        tools, for a model whose own does not. Rendered sandboxed, as transformers renders it."""
+        from llmclient.chat.template import ChatTemplate, template_text
 
-    def top_k(self, value: int) -> Self:
-        """Default top-k (0 disables it)."""
-        return self._with(top_k=value)
+        text = template_text(text_or_path)
+        ChatTemplate(text)  # InvalidSettingError now for a template that does not compile, not at load
+        return replace(self, _chat_template=text)
 
-    def min_p(self, value: float) -> Self:
-        """Default min-p threshold."""
-        return self._with(min_p=value)
-
-    def repeat_penalty(self, value: float) -> Self:
-        """Default repetition penalty (1 = none; 0.01 to 10)."""
-        return self._with(repeat_penalty=value)
-
-    def max_tokens(self, n: int) -> Self:
-        """Default answer length limit in tokens."""
-        return self._with(max_tokens=n)
-
-    def seed(self, seed: int) -> Self:
-        """Default sampling seed."""
-        return self._with(seed=seed)
-
-    def stop(self, *stop: str) -> Self:
-        """Default stop sequences: the answer ends where one first appears."""
-        return self._with(stop=stop)
-
-    # --- plan and load ----------------------------------------------------------------------------
-
-    def _cache(self) -> ModelCache:
-        return ModelCache(self._cache_dir)
-
-    async def plan(self) -> Plan:
-        """The plan for this machine: file, quant, context, GPU layers, threads. Downloads nothing."""
-        chosen, _ = await self._plan()
-        return chosen
-
-    async def _plan(self) -> tuple[Plan, Candidates]:
-        if self._source is None:
-            raise InvalidSettingError(
-                "no model chosen: call a preset method (e.g. .smollm2_135m_instruct()), .hf() or .local()"
-            )
-        facts = self._embedding()
-        candidates = await resolve_candidates(
-            self._source, self._cache(), endpoint=self._endpoint, token=self._token, offline=self._offline
-        )
-        hardware = await anyio.to_thread.run_sync(lambda: detect(memory_gb=self._memory_gb))
-        chosen = make_plan(
-            candidates.files,
-            hardware,
-            n_ctx=self._ctx or (facts.max_tokens if facts is not None else None),
-            quant=candidates.check_quant(self._quant),
-            n_gpu_layers=self._gpu_layers,
-            cpu_only=self._cpu_only,
-            threads=self._threads,
-            reference=candidates.reference,
-            notes=candidates.notes,
-            parallel=self._parallel or (1 if facts is not None else None),  # an embedding model has no chat KV
-        )
-        return chosen, candidates
-
-    def _embedding(self) -> Embedding | None:
-        """The preset's embedding facts, for an embedding preset."""
-        source = self._source
-        return get_preset(source.name).embedding if source is not None and source.kind == "preset" else None
+    def _planning(self) -> dict[str, Any]:
+        return {"cpu_only": self._cpu_only, "n_gpu_layers": self._gpu_layers}
 
     async def load(self) -> Loaded:
         """Plan, fetch the chosen file (verified, into the cache) and load it in llama.cpp."""
         chosen, candidates = await self._plan()
         facts = self._embedding()
-        source = self._source
-        assert source is not None
-        if source.kind == "local":
-            path = Path(source.name)
-        else:
-            cache = self._cache()
-            names = chosen.file.shards or (chosen.file.filename,)
-            paths = [
-                (
-                    await cache.fetch(
-                        source.repo_id, name, source.revision,
-                        endpoint=self._endpoint, token=self._token, progress=self._progress, offline=self._offline,
-                    )
-                ).path
-                for name in names
-            ]  # fmt: skip
-            path = paths[0]
+        path = (await self._fetch(chosen))[0]
         settings = LlamaCppSettings(
             n_ctx=chosen.n_ctx,
             n_gpu_layers=chosen.n_gpu_layers,
             threads=chosen.threads,
             flash_attn=chosen.flash_attn,
             chat_format=self._chat_format or candidates.chat_format,
+            chat_template=self._chat_template,
             pooling=self._pooling or (facts.pooling if facts is not None else None),
             tensor_split=chosen.tensor_split,
             parallel=chosen.parallel,
@@ -316,3 +304,53 @@ class LlamaCppConfig(PresetMethods):
         else:
             prefixes = {"query": facts.query_prefix, "document": facts.document_prefix} if facts is not None else {}
         return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue, prefixes)
+
+
+@dataclass(frozen=True)
+class MistralRsConfig(ModelConfig):
+    """Configuration for a mistral.rs model (CPU: the PyPI wheel's build); immutable (each method returns a changed
+    copy)."""
+
+    _in_situ_quant: str | None = _AUTO
+
+    def in_situ_quant(self, quant: str | None) -> Self:
+        """Requantize the weights while loading (mistral.rs's in-situ quantization): `Q8_0`, `Q4K`, `HQQ4`, ...
+        (`llmclient.backends.mistralrs.IN_SITU_QUANTS`); None loads the file's weights as they are. Default: a
+        Q4_1 file becomes Q8_0 (mistral.rs has no fast Q4_1 kernel: ~4x slower), others load as they are. The
+        plan sizes the model as it will be held."""
+        return replace(self, _in_situ_quant=None if quant is None else in_situ_quant(quant).name)
+
+    def seed(self, seed: int) -> Self:
+        """Refused: mistral.rs has no per-request seed (`capabilities.seed` is False)."""
+        raise UnsupportedFeatureError(
+            "mistral.rs has no per-request seed; leave .seed() out, or use the llama.cpp engine for reproducible "
+            "sampling (greedy, temperature 0, is reproducible on both)",
+            feature="seed",
+        )
+
+    def _planning(self) -> dict[str, Any]:
+        return {"cpu_only": True, "f32_embedding": True}
+
+    async def _plan(self, **planning: Any) -> tuple[Plan, Candidates]:
+        if self._in_situ_quant is not _AUTO:
+            return await self._plan_requantized(self._in_situ_quant)
+        chosen, candidates = await self._plan_requantized(None)
+        if chosen.quant in _SLOW_IN_MISTRALRS:  # planned again: the Q8_0 weights take more memory
+            return await replace(self, _quant=chosen.quant)._plan_requantized("Q8_0")
+        return chosen, candidates
+
+    async def _plan_requantized(self, quant: str | None) -> tuple[Plan, Candidates]:
+        chosen, candidates = await super()._plan(requantize=in_situ_quant(quant) if quant is not None else None)
+        if candidates.reference is not None:
+            refuse_known_bad(candidates.reference)  # before any download
+        return chosen, candidates
+
+    async def load(self) -> Loaded:
+        """Plan, fetch the chosen file (verified, into the cache) and load it in mistral.rs."""
+        chosen, _ = await self._plan()
+        paths = await self._fetch(chosen)
+        settings = MistralRsSettings(
+            n_ctx=chosen.n_ctx, threads=chosen.threads, parallel=chosen.parallel, in_situ_quant=chosen.in_situ_quant
+        )
+        engine = await MistralRsEngine.load(paths, settings)
+        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue)

@@ -4,10 +4,9 @@ The client checks a request once (messages, sampling, what the engine can do), a
 engine a `GenerateRequest`; it never blocks the event loop. How many requests run at once and in what order is
 the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
 `max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
-generation at the next step.
-
-`LlmClient.llama_cpp()` starts a builder; this module adds `init()` to the builder's configuration (builder.py
-never imports the client, so the data flows one way: configuration -> plan -> engine -> client).
+generation at the next step. `LlmClient.llama_cpp()`, `LlmClient.mistral_rs()` and `LlmClient.remote(url)` start
+builders; this module adds
+`init()` to their configuration (which never imports the client: configuration -> plan -> engine -> client).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -27,34 +26,38 @@ import anyio
 import anyio.from_thread
 from typing_extensions import Unpack
 
+from llmclient._request import Tools, build_request
 from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
-from llmclient.builder import LlamaCppConfig
-from llmclient.chat.messages import Messages, normalize_messages
+from llmclient.backends.mistralrs import require_mistralrs
+from llmclient.backends.remote._config import RemoteConfig
+from llmclient.builder import LlamaCppConfig, Loaded, MistralRsConfig
+from llmclient.chat.loop import ToolLoop, checked_call, tool_call_delta
+from llmclient.chat.messages import Messages
+from llmclient.chat.tools import ToolCall, ToolOptions, tools_from
 from llmclient.embeddings import Embeddings, SyncEmbeddings
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
-    InvalidRequestError,
     InvalidSettingError,
-    UnsupportedFeatureError,
 )
 from llmclient.sampling import Sampling, SamplingOptions
-from llmclient.structured import ConstraintOptions, constraint_from
+from llmclient.structured import ConstraintOptions
 from llmclient.types import ChatResult, Chunk, Plan, Timings, Usage
-from llmclient.workflows import Decision, Workflows
+from llmclient.workflows import Workflows
+from llmclient.workflows._sync import SyncWorkflows
 
-__all__ = ["LlamaCppBuilder", "LlmClient", "Messages", "RequestOptions", "SyncLlmClient"]
-
-Tools = Sequence[Mapping[str, Any]] | None
-_CONSTRAINTS = frozenset(ConstraintOptions.__annotations__)
-
-
-class RequestOptions(SamplingOptions, ConstraintOptions, total=False):
-    """The keyword options of `chat`, `complete`, `ask` and `stream`: sampling (`Sampling`'s fields) and at most
-    one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`)."""
+__all__ = [
+    "LlamaCppBuilder", "LlmClient", "Messages", "MistralRsBuilder", "RemoteBuilder", "RequestOptions", "SyncLlmClient"
+]  # fmt: skip
 
 
-class LlmClient(Workflows, Embeddings):
+class RequestOptions(SamplingOptions, ConstraintOptions, ToolOptions, total=False):
+    """The keyword options of `chat`, `complete`, `ask` and `stream`: sampling (`Sampling`'s fields), at most
+    one constraint on the answer's shape (`schema`, `response_format`, `regex`, `choices`, `grammar`), and how the
+    model may call `tools` (`tool_choice`, `parallel_tool_calls`)."""
+
+
+class LlmClient(Workflows, ToolLoop, Embeddings):
     """A model ready to answer, over any engine: `await LlmClient.llama_cpp().smollm2_135m_instruct().init()`, or
     `LlmClient(engine)` for an engine of your own (see `llmclient.backends.Engine`)."""
 
@@ -91,6 +94,18 @@ class LlmClient(Workflows, Embeddings):
         """A builder for a llama.cpp model: `LlmClient.llama_cpp().mistral7b_instruct_v0_3().init()`."""
         return LlamaCppBuilder()
 
+    @staticmethod
+    def mistral_rs() -> MistralRsBuilder:
+        """A builder for a mistral.rs model (`pip install "llmclient[mistralrs]"`, else `MissingDependencyError`)."""
+        require_mistralrs()
+        return MistralRsBuilder()
+
+    @staticmethod
+    def remote(base_url: str | Sequence[str], *, model: str | None = None, api_key: str | None = None) -> RemoteBuilder:
+        """A builder for OpenAI-compatible servers (vLLM, SGLang, llama-server, Ollama), one URL or replicas to route
+        across; `model`: default, the one they list; `api_key`: default `$LLMCLIENT_API_KEY`, sent only to them."""
+        return RemoteBuilder.to(base_url, model=model, api_key=api_key)
+
     @classmethod
     async def from_path(cls, path: str | os.PathLike[str], **settings: Any) -> LlmClient:
         """A client for a local GGUF file, sized to this machine: the builder's `.local(path)` then `init()`."""
@@ -106,32 +121,7 @@ class LlmClient(Workflows, Embeddings):
     def _request(
         self, messages: Messages | None, prompt: str | None, tools: Tools, options: RequestOptions
     ) -> GenerateRequest:
-        asked: dict[str, Any] = dict(options)
-        shape = {k: asked.pop(k) for k in list(asked) if k in _CONSTRAINTS}
-        sampling = self.defaults.merged(Sampling.of(asked))
-        chat = normalize_messages(messages, self.system_prompt) if messages is not None else None
-        if not self.capabilities.generation:
-            raise UnsupportedFeatureError(
-                f"this client's model ({type(self.engine).__name__}) is an embedding model: it turns texts into "
-                "vectors (client.embed) and generates no text; load a chat model for chat",
-                feature="generation",
-            )
-        if prompt is not None and not prompt:
-            raise InvalidRequestError("the prompt is empty: give some text to continue")
-        if tools and not self.capabilities.tools:
-            raise UnsupportedFeatureError(
-                f"this client's engine ({type(self.engine).__name__}) does not take tools; leave `tools` out or use "
-                "an engine whose capabilities include tools",
-                feature="tools",
-            )
-        constraint = constraint_from(**shape)
-        if constraint is not None and not self.capabilities.structured_output:
-            raise UnsupportedFeatureError(
-                f"this client's engine ({type(self.engine).__name__}) does not enforce structured output; leave out "
-                f"{', '.join(shape)} or use an engine whose capabilities include structured_output",
-                feature="structured_output",
-            )
-        return GenerateRequest(chat, prompt, sampling, tuple(dict(t) for t in tools or ()), constraint)
+        return build_request(self.engine, self.defaults, self.system_prompt, messages, prompt, tools, dict(options))
 
     def _admit(self) -> None:
         if self._closed:
@@ -188,7 +178,13 @@ class LlmClient(Workflows, Embeddings):
         pydantic model, dataclass, TypedDict or a type such as `list[str]`), `response_format=` (OpenAI's
         shapes), `regex=`, `choices=` or `grammar=` (llguidance's Lark) holds the answer to that shape, and the
         result's `.parsed` is its value. `timeout`: seconds for the whole request, queue included; past it,
-        `TimeoutError` and the generation stops. `tools` needs an engine that takes them (`capabilities.tools`)."""
+        `TimeoutError` and the generation stops.
+
+        `tools`: Python functions (their schema from the signature and docstring) or OpenAI tool dicts, on an engine
+        that takes them (`capabilities.tools`); the result's `tool_calls` are the calls the model made, checked
+        against each tool's schema, with `finish_reason="tool_calls"`. `tool_choice`: `auto` (text or calls),
+        `none`, `required` (calls from the first token) or `{"type": "function", "function": {"name": ...}}`
+        (exactly one call of it); `parallel_tool_calls=False`: at most one call a turn."""
         return await self._run(self._request(messages, None, tools, options), timeout)
 
     async def complete(
@@ -221,26 +217,37 @@ class LlmClient(Workflows, Embeddings):
         **options: Unpack[RequestOptions],
     ) -> AsyncGenerator[Chunk, None]:
         """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels;
-        `timeout` bounds the whole stream (then `TimeoutError`)."""
+        `timeout` bounds the whole stream (then `TimeoutError`). With `tools`, a chunk's `tool_calls` holds each call
+        as an OpenAI delta once it is complete and checked; text never holds a call's markup."""
         request = self._request(messages, None, tools, options)
+        made, count = tools_from(request.tools), 0
         async for piece, _ in self._pieces(request, timeout):
+            deltas = []
+            for call in piece.tool_calls:
+                deltas.append(tool_call_delta(count, checked_call(call, made)))
+                count += 1
             if piece.finish_reason is not None:
-                yield Chunk(piece.text, piece.finish_reason, piece.usage or Usage(0, 0))
-            elif piece.text:
-                yield Chunk(piece.text)
+                reason = "tool_calls" if count and piece.finish_reason == "stop" else piece.finish_reason
+                yield Chunk(piece.text, reason, piece.usage or Usage(0, 0), tuple(deltas))
+            elif piece.text or deltas:
+                yield Chunk(piece.text, tool_calls=tuple(deltas))
 
     async def _run(self, request: GenerateRequest, timeout: float | None) -> ChatResult:
         began = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
+        calls: list[ToolCall] = []
+        made = tools_from(request.tools)
         async for piece, at in self._pieces(request, timeout):
             if piece.text:
                 first = first if first is not None else at
                 parts.append(piece.text)
+            calls += [checked_call(call, made) for call in piece.tool_calls]
             if piece.finish_reason is not None:
                 usage = piece.usage or Usage(0, 0)
-                timings = piece.timings or _measured(began, first, at, usage)
-                return ChatResult("".join(parts), piece.finish_reason, usage, timings, request.constraint)
+                timings = piece.timings or Timings.measured(began, first, at, usage)
+                reason = "tool_calls" if calls and piece.finish_reason == "stop" else piece.finish_reason
+                return ChatResult("".join(parts), reason, usage, timings, request.constraint, calls)
         raise ClientClosedError("the engine stopped without finishing the request")
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -259,29 +266,10 @@ class LlmClient(Workflows, Embeddings):
         await self.close()
 
 
-def _measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
-    """Timings as the client saw them, for an engine that reports none (no queue time known)."""
-    decode = end - (first or end)
-    produced = usage.completion_tokens
-    rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
-    return Timings(0.0, (first or end) - began, end - began, rate)
+class _InitSync:
+    """`init_sync()` from a builder's `init()`."""
 
-
-class LlamaCppBuilder(LlamaCppConfig):
-    """Configuration for a llama.cpp model, then `plan()`, `init()` or `init_sync()`; immutable (each method
-    returns a changed copy). Start it with `LlmClient.llama_cpp()`."""
-
-    async def init(self) -> LlmClient:
-        """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
-        loaded = await self.load()
-        return LlmClient(
-            loaded.engine,
-            defaults=loaded.defaults,
-            system_prompt=loaded.system_prompt,
-            max_queue=loaded.max_queue,
-            plan=loaded.plan,
-            embed_prefixes=loaded.embed_prefixes,
-        )
+    init: Callable[[], Awaitable[LlmClient]]
 
     def init_sync(self) -> SyncLlmClient:
         """`init()` for scripts: a blocking client running on a private event loop thread."""
@@ -295,13 +283,49 @@ class LlamaCppBuilder(LlamaCppConfig):
         return SyncLlmClient(portal, portal_cm, client)
 
 
-class SyncLlmClient(SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):
+class _ModelInit(_InitSync):
+    """`init()` over a model configuration's `load()` (plan, fetch, load)."""
+
+    load: Callable[[], Awaitable[Loaded]]
+
+    async def init(self) -> LlmClient:
+        """Plan, fetch the chosen file (verified, into the cache) and load it: the client, ready to answer."""
+        loaded = await self.load()
+        return LlmClient(
+            loaded.engine,
+            defaults=loaded.defaults,
+            system_prompt=loaded.system_prompt,
+            max_queue=loaded.max_queue,
+            plan=loaded.plan,
+            embed_prefixes=loaded.embed_prefixes,
+        )
+
+
+class LlamaCppBuilder(LlamaCppConfig, _ModelInit):
+    """A llama.cpp model's configuration, then `plan()`, `init()` or `init_sync()`: `LlmClient.llama_cpp()`."""
+
+
+class MistralRsBuilder(MistralRsConfig, _ModelInit):
+    """A mistral.rs model's configuration, then `plan()`, `init()` or `init_sync()`: `LlmClient.mistral_rs()`."""
+
+
+class RemoteBuilder(RemoteConfig, _InitSync):
+    """Configuration for OpenAI-compatible servers, then `init()` or `init_sync()`: `LlmClient.remote(url)`."""
+
+    async def init(self) -> LlmClient:
+        """Ask the servers for their models (and slots): the client over them, ready to answer."""
+        engine = await self.load()
+        return LlmClient(engine, defaults=self._sampling, system_prompt=self._system_prompt, max_queue=self._max_queue)
+
+
+class SyncLlmClient(SyncWorkflows, SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):
     """The blocking twin of `LlmClient` for scripts: the same calls, run on a private event loop thread."""
+
+    client: LlmClient
 
     def __init__(self, portal: anyio.from_thread.BlockingPortal, portal_cm: Any, client: LlmClient) -> None:
         """Made by `builder.init_sync()`."""
-        self._portal, self._portal_cm = portal, portal_cm
-        self.client: LlmClient = client
+        self._portal, self._portal_cm, self.client = portal, portal_cm, client
         self.plan = client.plan
         self._closed = False
         self._reasoning = threading.local()
@@ -322,6 +346,11 @@ class SyncLlmClient(SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):
         """`LlmClient.chat`, blocking."""
         return self._portal.call(lambda: self.client.chat(messages, timeout=timeout, tools=tools, **options))
 
+    def run_tools(self, messages: Messages, tools: Sequence[Any], **kwargs: Any) -> ChatResult:
+        """`LlmClient.run_tools`, blocking (its sync tools run in worker threads, its async ones on the client's
+        private event loop)."""
+        return self._portal.call(lambda: self.client.run_tools(messages, tools, **kwargs))
+
     def complete(self, prompt: str, *, timeout: float | None = None, **options: Unpack[RequestOptions]) -> ChatResult:
         """`LlmClient.complete`, blocking."""
         return self._portal.call(lambda: self.client.complete(prompt, timeout=timeout, **options))
@@ -329,41 +358,6 @@ class SyncLlmClient(SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):
     def ask(self, question: str, *, system: str | None = None, context: str | None = None, **options: Any) -> str:
         """`LlmClient.ask`, blocking: the answer's text."""
         return self._portal.call(lambda: self.client.ask(question, system=system, context=context, **options))
-
-    def _typed(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A typed-answer method of the async client, blocking; its reasoning kept for this thread."""
-
-        async def call() -> tuple[Any, str | None]:
-            value = await getattr(self.client, method)(*args, **kwargs)
-            return value, self.client.last_reasoning  # read in the task that made it
-
-        value, self._reasoning.text = self._portal.call(call)
-        return value
-
-    @property
-    def last_reasoning(self) -> str | None:
-        """The reasoning of this thread's last call with `reason=True`."""
-        return getattr(self._reasoning, "text", None)
-
-    def boolean(self, question: str, **kwargs: Any) -> bool | None:
-        """`LlmClient.boolean`, blocking."""
-        return self._typed("boolean", question, **kwargs)  # type: ignore[no-any-return]
-
-    def integer(self, question: str, **kwargs: Any) -> int | None:
-        """`LlmClient.integer`, blocking."""
-        return self._typed("integer", question, **kwargs)  # type: ignore[no-any-return]
-
-    def choice(self, question: str, options: Sequence[str], **kwargs: Any) -> str | None:
-        """`LlmClient.choice`, blocking."""
-        return self._typed("choice", question, options, **kwargs)  # type: ignore[no-any-return]
-
-    def extract(self, instruction: str, text: str, **kwargs: Any) -> list[Any]:
-        """`LlmClient.extract`, blocking."""
-        return self._typed("extract", instruction, text, **kwargs)  # type: ignore[no-any-return]
-
-    def decide(self, question: str, options: Sequence[str] | type, **kwargs: Any) -> Decision:
-        """`LlmClient.decide`, blocking."""
-        return self._typed("decide", question, options, **kwargs)  # type: ignore[no-any-return]
 
     def stream(
         self,

@@ -86,6 +86,33 @@ def jump_forward() -> bool:
     return _switch(JUMP_FORWARD_ENV) is not False
 
 
+#: The API key `LlmClient.remote()` sends (as `Authorization: Bearer ...`) to the servers it was given, when no
+#: `api_key=` is passed. Not `OPENAI_API_KEY`: a key for OpenAI should not travel to self-hosted replicas.
+API_KEY_ENV = "LLMCLIENT_API_KEY"
+
+
+def remote_api_key() -> str | None:
+    """`$LLMCLIENT_API_KEY`, or None when unset or empty."""
+    value = os.environ.get(API_KEY_ENV, "").strip()
+    return value or None
+
+
+#: mistral.rs's log filter (Rust's `RUST_LOG`): set before `import mistralrs` unless the app set it, since its
+#: logger starts at import and writes to stdout, in colour. `error` keeps it quiet but for failures.
+MISTRALRS_LOG_ENV = "RUST_LOG"
+DEFAULT_MISTRALRS_LOG = "error"
+#: mistral.rs's compute threads (rayon's global pool), read once per process when it first computes.
+MISTRALRS_THREADS_ENV = "RAYON_NUM_THREADS"
+
+
+def mistralrs_environment(threads: int) -> dict[str, str]:
+    """The variables to set before mistral.rs is imported, those the app has not set itself: its log filter
+    (`RUST_LOG=error`) and its compute threads (`RAYON_NUM_THREADS`, the plan's; rayon reads it once per process,
+    so the first mistral.rs model of the process decides it for all)."""
+    wanted = {MISTRALRS_LOG_ENV: DEFAULT_MISTRALRS_LOG, MISTRALRS_THREADS_ENV: str(threads)}
+    return {name: value for name, value in wanted.items() if not os.environ.get(name, "").strip()}
+
+
 def memory_budget_gb() -> float | None:
     """`$LLMCLIENT_MEMORY_GB` as a number of GB, or None when unset."""
     value = os.environ.get(MEMORY_GB_ENV, "").strip()

@@ -19,6 +19,7 @@ from llmclient._fit import (
     FitCtx,
     Option,
     budget_for,
+    held_info,
     info_for,
     largest,
     scaled_info,
@@ -28,8 +29,8 @@ from llmclient._plan_report import make_plan, nothing_fits
 from llmclient.estimate import estimate
 from llmclient.hardware import Hardware
 from llmclient.metadata import GgufInfo
-from llmclient.quants import quality_rank, quant_named
-from llmclient.types import MemoryEstimate, ModelFile, Plan
+from llmclient.quants import Quant, quality_rank, quant_named
+from llmclient.types import MemoryEstimate, ModelFile, Plan, format_gb
 
 __all__ = [
     "DEFAULT_CTX_CAP",
@@ -67,6 +68,8 @@ def plan(
     reference: GgufInfo | None = None,
     notes: Sequence[str] = (),
     parallel: int | None = None,
+    requantize: Quant | None = None,
+    f32_embedding: bool = False,
 ) -> Plan:
     """Choose the file, context, GPU layers and threads for this machine; explain every candidate's fate.
 
@@ -94,6 +97,10 @@ def plan(
 
     Budgets: each GPU's free memory minus max(512 MiB, 3% of its total); available RAM minus max(1 GiB, 10% of
     the total). An explicit `hardware.budget` replaces the GPU free memory (or the RAM, without GPUs).
+
+    An engine that rewrites the weights while loading says how (`llmclient._fit.held_info`): `requantize` (the type
+    mistral.rs's in-situ quantization writes: every candidate is sized as it will be held, not as its file is) and
+    `f32_embedding` (the token embedding expanded to 32-bit floats).
     """
     if not files:
         raise ValueError("no model files to plan among")
@@ -108,7 +115,7 @@ def plan(
         split = tuple(1.0 for _ in split)
 
     candidates = _candidates(files, quant)
-    infos = {c.filename: info_for(c, reference) for c in candidates}
+    infos = {c.filename: held_info(info_for(c, reference), c.quant, requantize, f32_embedding) for c in candidates}
 
     def est(c: ModelFile, ctx: int, ngl: int, seqs: int = 1) -> MemoryEstimate:
         return estimate(infos[c.filename], ctx, ngl if gpus else 0, gpu_split=split or (1.0,),
@@ -171,6 +178,11 @@ def plan(
     )
     seqs, kv_tokens, shared = _parallel(chosen, parallel or DEFAULT_PARALLEL, budget, est)
     extra = [*notes]
+    if requantize is not None and chosen.file.quant != requantize:
+        extra.append(
+            f"weights requantized to {requantize.name} while loading (in-situ quantization): "
+            f"{format_gb(chosen.est.weights)} in memory for a {format_gb(chosen.file.size)} file"
+        )
     if seqs < (parallel or DEFAULT_PARALLEL):
         wanted = parallel or DEFAULT_PARALLEL
         extra.append(f"{seqs} request(s) at once, not {wanted}: the KV cache for more does not fit")
@@ -179,7 +191,9 @@ def plan(
             f"the {seqs} parallel requests share {kv_tokens} tokens of KV cache (what fits); a request waits "
             "while its prompt + max_tokens is not free"
         )
-    return replace(made, parallel=seqs, kv_tokens=kv_tokens, estimate=shared, notes=(*made.notes, *extra))
+    requantized = requantize.name if requantize is not None and chosen.file.quant != requantize else None
+    return replace(made, parallel=seqs, kv_tokens=kv_tokens, estimate=shared, notes=(*made.notes, *extra),
+                   in_situ_quant=requantized)  # fmt: skip
 
 
 def _parallel(chosen: Option, want: int, budget: Budget, est: Callable[..., MemoryEstimate]

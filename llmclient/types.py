@@ -11,6 +11,7 @@ from llmclient.metadata import GgufInfo
 from llmclient.quants import Quant, quality_rank
 
 if TYPE_CHECKING:
+    from llmclient.chat.tools import ToolCall
     from llmclient.structured import Constraint
 
 __all__ = ["CachedModel", "MemoryEstimate", "ModelFile", "Plan", "Rejected", "VerifyReport"]
@@ -132,6 +133,9 @@ class Plan:
     """Requests decoded together in one batch (llama.cpp's `n_seq_max`); more wait in the queue."""
     kv_tokens: int = 0
     """Tokens the shared KV cache holds, across the parallel requests (0: `n_ctx`)."""
+    in_situ_quant: str | None = None
+    """The type the engine rewrites the weights in while loading (mistral.rs's in-situ quantization, e.g. `Q8_0`);
+    None: the file's own weights."""
 
     @property
     def quant(self) -> str:
@@ -195,18 +199,42 @@ class Timings:
     tokens_per_second: float
     """Completion tokens per second after the first."""
 
+    @staticmethod
+    def measured(began: float, first: float | None, end: float, usage: Usage) -> Timings:
+        """Timings as a client saw them (`perf_counter` times), for an engine that reports none (no queue time
+        known)."""
+        decode = end - (first or end)
+        produced = usage.completion_tokens
+        rate = (produced - 1) / decode if decode > 0 and produced > 1 else 0.0
+        return Timings(0.0, (first or end) - began, end - began, rate)
+
 
 @dataclass(frozen=True)
 class ChatResult:
     """A finished answer."""
 
     text: str
+    """The answer's text (never a tool call's markup)."""
     finish_reason: str
-    """`stop` (the model ended or a stop sequence matched), `length` (max_tokens reached) or `cancelled`."""
+    """`stop` (the model ended or a stop sequence matched), `tool_calls` (it called tools), `length` (max_tokens
+    reached) or `cancelled`."""
     usage: Usage
     timings: Timings
     constraint: Constraint | None = field(default=None, repr=False, compare=False)
     """What the answer was held to (`schema=`, `regex=`, ...), None for free text."""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """The tools the model called, in order, each with its arguments parsed and checked against the tool's
+    schema (empty for an answer in text)."""
+    transcript: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
+    """From `run_tools`: the whole conversation, each call and tool result, this answer last (else empty)."""
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The answer as an assistant message to append to the conversation (OpenAI's shape, calls included)."""
+        if not self.tool_calls:
+            return {"role": "assistant", "content": self.text}
+        calls = [call.to_dict() for call in self.tool_calls]
+        return {"role": "assistant", "content": self.text or None, "tool_calls": calls}
 
     @functools.cached_property
     def parsed(self) -> Any:
@@ -226,3 +254,6 @@ class Chunk:
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    """Tool calls completed in this piece, as OpenAI's streaming deltas (`{"index", "id", "type": "function",
+    "function": {"name", "arguments"}}`), each call whole and already checked against its tool's schema."""

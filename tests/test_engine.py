@@ -169,6 +169,13 @@ async def test_asking_for_what_the_engine_lacks_fails_before_any_work() -> None:
             await client.chat("what time is it?", tools=[tool])
         assert raised.value.feature == "tools"
     assert engine.requests == []
+    unseeded = FakeEngine("never", capabilities=Capabilities(seed=False))
+    async with LlmClient(unseeded, defaults=Sampling(seed=7)) as client:
+        with pytest.raises(UnsupportedFeatureError, match="no per-request seed") as raised:
+            await client.chat("hi")
+        assert raised.value.feature == "seed"
+        assert (await client.chat("hi", seed=None)).text == "never", "None asks for the engine's own: no seed"
+    assert len(unseeded.requests) == 1
 
 
 async def test_messages_reach_the_engine_whole_and_bad_ones_are_refused_in_our_tree() -> None:

@@ -53,11 +53,14 @@ def test_the_table_script_says_where_the_markers_go_when_they_are_missing(tmp_pa
     assert result.returncode != 0 and "<!-- presets:start -->" in result.stderr
 
 
-def test_the_readme_structured_output_example_prints_what_the_readme_says() -> None:
+def test_the_readme_examples_print_what_the_readme_says() -> None:
+    """Each `python readme-run` block (structured output, tool calling) prints the `text readme-output` after it."""
     text = README.read_text()
-    code = re.search(r"^```python readme-run\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    shown = re.search(r"^```text readme-output\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    assert code is not None and shown is not None
-    result = subprocess.run([sys.executable, "-c", code[1]], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout == shown[1]
+    blocks = re.findall(
+        r"^```python readme-run\n(.*?)^```.*?^```text readme-output\n(.*?)^```", text, re.MULTILINE | re.DOTALL
+    )
+    assert len(blocks) == 2
+    for code, shown in blocks:
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout == shown

@@ -1,4 +1,7 @@
-"""Structured output on the real model: every constrained answer parses and validates against its schema."""
+"""Structured output on the real model: every constrained answer parses and validates against its schema.
+
+The tests taking `client` run on every engine (`tests.conftest.ENGINES`); those taking `llama_client` look at
+llama.cpp's masks and decodes."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from llmclient import (
 from llmclient.backends.llama_cpp._engine import TEMPLATES, LlamaCppEngine
 from llmclient.structured import schema_for_type
 from llmclient.testing import FakeEngine
+from tests.conftest import ENGINES, builder_for
 
 pytestmark = pytest.mark.anyio
 
@@ -98,8 +102,15 @@ PROMPTS = {
 }
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+async def client(request: pytest.FixtureRequest, smollm2: Path) -> AsyncIterator[LlmClient]:
+    builder = builder_for(request.param, smollm2).ctx(2048).parallel(6).temperature(0.0)
+    async with await builder.init() as made:
+        yield made
+
+
 @pytest.fixture(scope="module")
-async def client(smollm2: Path) -> AsyncIterator[LlmClient]:
+async def llama_client(smollm2: Path) -> AsyncIterator[LlmClient]:
     builder = LlmClient.llama_cpp().local(smollm2).ctx(2048).parallel(6).temperature(0.0)
     async with await builder.init() as made:
         yield made
@@ -125,7 +136,9 @@ async def test_every_constrained_answer_validates_against_its_schema_side_by_sid
         beside_free += any(r.matcher is None for r in in_flight)
         return real_mask(self, in_flight, masked)
 
-    monkeypatch.setattr(BatchDecoder, "_mask", spy)
+    llama = isinstance(client.engine, LlamaCppEngine)  # llama.cpp's batch is ours to look into
+    if llama:
+        monkeypatch.setattr(BatchDecoder, "_mask", spy)
     results: dict[str, Any] = {}
 
     async def ask(name: str) -> None:
@@ -145,7 +158,7 @@ async def test_every_constrained_answer_validates_against_its_schema_side_by_sid
     # the free request shared steps with masked rows and was never masked itself. (Its text is not compared with
     # the same request alone: a batch of one token may take other CPU kernels than a batch of several, the one
     # exception to batch invariance that BENCHMARKS.md documents, and a long answer can then diverge.)
-    assert beside_free > 0 and masked_free == []
+    assert (beside_free > 0 and masked_free == []) or not llama
     assert results["free"].parsed is None and results["free"].usage.completion_tokens > 0
 
 
@@ -208,10 +221,11 @@ async def test_openai_response_formats_regex_choices_and_grammar(client: LlmClie
 
 
 async def test_requests_with_one_schema_decode_together_each_on_its_own_copy_of_the_first_matcher(
-    client: LlmClient,
+    llama_client: LlmClient,
 ) -> None:
     """The first request with a grammar makes its matcher on a thread; later ones copy it (1 us, no thread): the
     copies must not share state, or one row's tokens would be refused by another's matcher."""
+    client = llama_client
     cities = ["Paris", "Oslo", "Lima", "Cairo", "Tokyo"]
     first = await client.chat(f"The weather in {cities[0]} as JSON.", schema=Weather, max_tokens=120)
     results = [first]
@@ -263,8 +277,9 @@ async def test_an_answer_cut_by_max_tokens_says_incomplete_instead_of_half_parsi
 
 
 async def test_a_rejected_token_fails_that_request_and_the_process_lives_on(
-    client: LlmClient, monkeypatch: pytest.MonkeyPatch
+    llama_client: LlmClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    client = llama_client
     from llmclient.backends.llama_cpp._constrain import MaskBatch
 
     monkeypatch.setattr(MaskBatch, "apply", lambda self, logits, rows: None)  # as if the mask were not applied
@@ -319,7 +334,7 @@ def test_a_mask_blocks_exactly_the_tokens_it_does_not_allow(n_vocab: int, allowe
 
 
 async def test_forced_tokens_are_decoded_together_and_the_answer_is_the_same(
-    client: LlmClient, monkeypatch: pytest.MonkeyPatch
+    llama_client: LlmClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Jump-forward: where the schema leaves one continuation (`", "country": "`), those tokens go into one batch
     with the sampled one, so an answer takes fewer decodes per token."""
@@ -336,6 +351,7 @@ async def test_forced_tokens_are_decoded_together_and_the_answer_is_the_same(
         return int(real(ctx, batch))
 
     monkeypatch.setattr(llama_cpp, "llama_decode", counted)
+    client = llama_client
     decoder = llama_model(client)._decoder
     answers, steps = [], []
     for together in (True, False):

@@ -3,8 +3,9 @@
 In the spirit of httpx's transports: `LlmClient` validates a request, applies its defaults and hands the engine
 a `GenerateRequest`; the engine streams `Piece`s back, the last with the finish reason, usage and timings. An engine
 whose capabilities include `embeddings` is also an `EmbeddingEngine`: it turns an `EmbedRequest` into `Embedded`
-vectors. The client knows an engine only through these protocols and its `capabilities`. Engines: `backends.llama_cpp`
-(in-process, continuous batching); `llmclient.testing.FakeEngine` for tests.
+vectors. The client knows an engine only through these protocols and its `capabilities`. Engines:
+`backends.llama_cpp` (in-process, continuous batching), `backends.mistralrs` (mistral.rs in-process, the optional
+extra); `llmclient.testing.FakeEngine` for tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmclient.chat.messages import Message
+from llmclient.chat.tools import ToolCall, ToolChoice
 from llmclient.sampling import Sampling
 from llmclient.structured import Constraint
 from llmclient.types import Timings, Usage
@@ -45,6 +47,8 @@ class Capabilities:
     """Stops at once when cancelled while reading a long prompt (not only between tokens)."""
     parallel: int | None = None
     """Requests it runs at once; more wait in its queue, first come first served (None: it does not say)."""
+    seed: bool = True
+    """Honours a per-request `seed` (the same seed, prompt and settings give the same answer)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,11 @@ class GenerateRequest:
     """Tool definitions (OpenAI shape), only for an engine whose capabilities include `tools`."""
     constraint: Constraint | None = None
     """What the answer must match, only for an engine whose capabilities include `structured_output`."""
+    tool_choice: ToolChoice | None = None
+    """`auto` (None means it too), `none`, `required` or `{"type": "function", "function": {"name": ...}}`,
+    checked against `tools`."""
+    parallel_tool_calls: bool = True
+    """Whether one turn may hold several calls."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,15 @@ class Piece:
     """What an engine streams: text, then a last piece with `finish_reason` set (and usage and timings)."""
 
     text: str
+    """Text to show: never a tool call's markup."""
     finish_reason: str | None = None
-    """On the last piece: `stop`, `length` or `cancelled`."""
+    """On the last piece: `stop`, `length`, `cancelled` (or `tool_calls`; the client says so where calls came)."""
     usage: Usage | None = None
     timings: Timings | None = None
     """On the last piece, where the engine measures them (the client measures what it can otherwise)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Calls the model completed with this piece, each whole (a server's streamed deltas gathered into one); the
+    client checks their arguments against the tools' schemas."""
 
 
 @dataclass(frozen=True)

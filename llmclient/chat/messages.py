@@ -9,7 +9,7 @@ from typing_extensions import NotRequired, Required
 
 from llmclient.errors import InvalidRequestError, InvalidRequestTypeError
 
-__all__ = ["Message", "Messages", "ToolCall", "ToolCallFunction", "normalize_messages"]
+__all__ = ["Message", "MessageToolCall", "Messages", "ToolCallFunction", "normalize_messages"]
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 
@@ -21,8 +21,8 @@ class ToolCallFunction(TypedDict):
     arguments: str
 
 
-class ToolCall(TypedDict):
-    """One tool call of an assistant message."""
+class MessageToolCall(TypedDict):
+    """One tool call of an assistant message, as OpenAI writes it (`ToolCall.to_dict()` makes one)."""
 
     id: str
     type: Literal["function"]
@@ -36,7 +36,7 @@ class Message(TypedDict, total=False):
     role: Required[Literal["system", "user", "assistant", "tool"]]
     content: str | None
     name: NotRequired[str]
-    tool_calls: NotRequired[list[ToolCall]]
+    tool_calls: NotRequired[list[MessageToolCall]]
     tool_call_id: NotRequired[str]
 
 

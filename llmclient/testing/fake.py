@@ -7,6 +7,9 @@ for the test to look at.
     async with LlmClient(engine) as client:
         assert (await client.chat("Hi")).text == "Hello there!"
     assert engine.requests[0].messages == ({"role": "user", "content": "Hi"},)
+
+A script may call tools: `FakeEngine([ToolCall("c1", "get_weather", {"city": "Paris"})],
+capabilities=Capabilities(tools=True))` answers with that call (checked against the request's tools by the client).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import anyio
 import anyio.lowlevel
 
 from llmclient.backends import Capabilities, Embedded, EmbedRequest, GenerateRequest, Piece
+from llmclient.chat.tools import ToolCall
 from llmclient.errors import ClientClosedError, InvalidRequestError
 from llmclient.types import Usage
 
 __all__ = ["FakeEngine", "Script"]
 
-Script = str | Sequence[str | BaseException]
-"""A reply: a string (streamed word by word) or its pieces in order; an exception among them is raised there."""
+Script = str | Sequence[str | BaseException | ToolCall]
+"""A reply: a string (streamed word by word) or its pieces in order; an exception among them is raised there, a
+`ToolCall` is reported as a call the model made (give the engine `Capabilities(tools=True)`)."""
 
 
 class FakeEngine:
@@ -97,6 +102,10 @@ class FakeEngine:
                     break
                 if isinstance(piece, BaseException):
                     raise piece
+                if isinstance(piece, ToolCall):
+                    produced += 1
+                    yield Piece("", tool_calls=(piece,))
+                    continue
                 if limit is not None and produced >= limit:
                     reason = "length"
                     break

@@ -127,6 +127,7 @@ class BatchDecoder:
         running = Running(
             slot, prompt, prepared.max_tokens, reserved, SamplerChain(self._n_vocab, prepared.sampling, self._seed),
             TextAssembler(prepared.stops), emit, cancelled, reused=common, fed=common, matcher=prepared.matcher,
+            special=prepared.special,
         )  # fmt: skip
         slot.busy = True
         self._running.append(running)
@@ -251,7 +252,7 @@ class BatchDecoder:
                 continue
             piece = self._pieces.get(tok, b"")
             if piece == b"":
-                piece = self._piece(tok)
+                piece = self._piece(tok, r.special)
             end: str | None = None
             if r.matcher is not None:
                 end = consume(r.matcher, tok, piece is None)
@@ -280,7 +281,7 @@ class BatchDecoder:
         if room <= 0 or not r.matcher.compute_ff_bytes():  # 2 us; the tokens cost 25 us, and most steps force none
             return [], b""
         forced = r.matcher.compute_ff_tokens()[:room]
-        pieces = [self._pieces.get(t, b"") or self._piece(t) for t in forced]
+        pieces = [self._pieces.get(t, b"") or self._piece(t, r.special) for t in forced]
         if not forced or any(p is None for p in pieces) or not r.matcher.consume_tokens(forced):
             return [], b""
         r.produced += len(forced)
@@ -337,17 +338,18 @@ class BatchDecoder:
             self._in_flight = []
             self._lib.llama_synchronize(self._ctx)
 
-    def _piece(self, tok: int) -> bytes | None:
+    def _piece(self, tok: int, special: bool = False) -> bytes | None:
+        """`tok`'s text (a control token's own only where `special`: cached are the pieces alike either way)."""
         lib = self._lib
         if lib.llama_vocab_is_eog(self._vocab, tok):
             piece = None
         else:
-            n = lib.llama_token_to_piece(self._vocab, tok, self._buffer, len(self._buffer), 0, False)
+            n = lib.llama_token_to_piece(self._vocab, tok, self._buffer, len(self._buffer), 0, special)
             if n < 0:
                 self._buffer = ctypes.create_string_buffer(-n)
-                n = lib.llama_token_to_piece(self._vocab, tok, self._buffer, len(self._buffer), 0, False)
+                n = lib.llama_token_to_piece(self._vocab, tok, self._buffer, len(self._buffer), 0, special)
             piece = self._buffer.raw[:n]
-        if piece != b"":
+        if piece != b"" and not special:
             self._pieces[tok] = piece
         return piece
 

@@ -2,7 +2,10 @@
 
 The model lives on the process's decode thread (`_worker.py`), which runs every llama.cpp model of the process
 with continuous batching; `generate` queues a request there and streams its pieces back to the caller's event
-loop without blocking either side; `embed` tokenizes texts on a worker thread, then queues them there too.
+loop without blocking either side. A constrained request (a schema, a grammar, tools) carries an llguidance matcher
+made here; a request with tools has its calls read out of the text here too (`ToolCallReader`), on the caller's
+side, and reported on `Piece.tool_calls`. `embed` tokenizes texts on a worker thread, then queues them
+on the decode thread too.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from llmclient.backends import Capabilities, Embedded, EmbedRequest, GenerateReq
 from llmclient.backends._loop import loop_sender
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._worker import Job, Worker
+from llmclient.chat.formats import ToolFormat
+from llmclient.chat.parsers import ToolCallReader
+from llmclient.chat.tools import tool_choice_of, tools_from
 from llmclient.errors import ClientClosedError, SchemaError
-from llmclient.structured import Constraint
+from llmclient.structured._tools import special_markers, tool_call_grammar
 from llmclient.types import Timings
 
 __all__ = ["LlamaCppEngine"]
@@ -46,10 +52,13 @@ class LlamaCppEngine:
         self.settings = settings
         self._templates: collections.OrderedDict[str, Any] = collections.OrderedDict()
         """Grammar -> an unused matcher of it, to copy: the latest `TEMPLATES` grammars (only the loop touches it)."""
+        self._markers: dict[str, int] | None = None
+        """The model's tool-call markers that are special tokens of its vocabulary (found on first use)."""
         model = worker.model
         generates, embeds = (model.generates, model.embeds) if model is not None else (True, False)
         self._capabilities = Capabilities(
             structured_output=generates,
+            tools=generates,
             embeddings=embeds,
             generation=generates,
             cancel_in_prompt=generates,
@@ -85,8 +94,9 @@ class LlamaCppEngine:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Continuous batching of `settings.parallel` requests; cancel stops a long prompt mid-way. Embeddings for
-        an embedding model (which does not generate) or a chat model loaded with a pooling."""
+        """Continuous batching of `settings.parallel` requests; structured output and tool calls enforced while
+        decoding; cancel stops a long prompt mid-way. Embeddings for an embedding model (which does not generate)
+        or a chat model loaded with a pooling."""
         return self._capabilities
 
     async def embed(self, request: EmbedRequest) -> Embedded:
@@ -128,7 +138,14 @@ class LlamaCppEngine:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 send.send_nowait(item)
 
-        matcher = await self._matcher(request.constraint) if request.constraint is not None else None
+        reader: ToolCallReader | None = None
+        if request.tools and request.tool_choice != "none":
+            matcher, fmt = await self._tool_matcher(request)
+            reader = ToolCallReader(fmt)  # calls are read out of the text here: the decode thread never waits
+        else:
+            constraint = request.constraint
+            refused = f"this {constraint.kind} cannot be enforced" if constraint is not None else ""
+            matcher = await self._matcher(constraint.grammar, refused) if constraint is not None else None
         job = Job(request, loop_sender(offer), cancel, matcher=matcher)
         self._worker.submit(job)
         first: float | None = None
@@ -138,43 +155,62 @@ class LlamaCppEngine:
                     if isinstance(item, BaseException):
                         raise item
                     now = time.perf_counter()
-                    if item.finish_reason is None:
-                        if item.text and first is None:
-                            first = now
-                        yield item
-                        continue
                     if item.text and first is None:
                         first = now
-                    yield Piece(item.text, item.finish_reason, item.usage, _timings(job, first, now, item))
+                    text, calls = reader.feed(item.text) if reader is not None else (item.text, [])
+                    if item.finish_reason is None:
+                        if text or calls:
+                            yield Piece(text, tool_calls=tuple(calls))
+                        continue
+                    if reader is not None and item.finish_reason != "cancelled":
+                        rest, more = reader.finish(item.finish_reason)
+                        text, calls = text + rest, calls + more
+                    timings = _timings(job, first, now, item)
+                    yield Piece(text, item.finish_reason, item.usage, timings, tool_calls=tuple(calls))
                     return
         finally:
             cancel.set()  # left early, cancelled or failed: stop generating at the next token
 
-    async def _matcher(self, constraint: Constraint) -> Any:
-        """A fresh llguidance matcher for `constraint`: a copy of this grammar's first matcher (1 us), or the first,
+    async def _matcher(self, grammar: str, refused: str) -> Any:
+        """A fresh llguidance matcher for `grammar`: a copy of this grammar's first matcher (1 us), or the first,
         made on a worker thread (0.7 ms; the model's tokenizer for it is built there too, the first time: ~0.3 s for
-        a 49k vocabulary). Many requests with one schema then start together, none waiting for a thread."""
+        a 49k vocabulary). Many requests with one schema then start together, none waiting for a thread. `refused`
+        starts the `SchemaError` for a grammar llguidance cannot enforce."""
         model = self._worker.model
         if model is None:
             raise ClientClosedError("the client is closed; create a new one with init()")
-        template = self._templates.get(constraint.grammar)
+        template = self._templates.get(grammar)
         if template is not None:
-            self._templates.move_to_end(constraint.grammar)
+            self._templates.move_to_end(grammar)
             return template.deep_copy()
 
         def make() -> Any:
             from llguidance import LLMatcher
 
-            matcher = LLMatcher(model.constraint_tokenizer(), constraint.grammar, log_level=0)  # type: ignore[attr-defined]
+            matcher = LLMatcher(model.constraint_tokenizer(), grammar, log_level=0)  # type: ignore[attr-defined]
             if matcher.is_error():
-                raise SchemaError(f"this {constraint.kind} cannot be enforced: {matcher.get_error()}")
+                raise SchemaError(f"{refused}: {matcher.get_error()}")
             return matcher
 
         made = await anyio.to_thread.run_sync(make)
-        self._templates[constraint.grammar] = made
+        self._templates[grammar] = made
         while len(self._templates) > TEMPLATES:
             self._templates.popitem(last=False)
         return made.deep_copy()
+
+    async def _tool_matcher(self, request: GenerateRequest) -> tuple[Any, ToolFormat]:
+        """The llguidance matcher that holds `request`'s tool calls to the model's format and the tools' schemas,
+        and that format."""
+        tools = tools_from(request.tools)
+        mode, only = tool_choice_of(request.tool_choice, tools)
+        model: Any = self._worker.model
+        if model is None:
+            raise ClientClosedError("the client is closed; create a new one with init()")
+        fmt: ToolFormat = model.tool_format
+        if self._markers is None:  # once per model: which of its format's markers are special tokens
+            self._markers = await anyio.to_thread.run_sync(lambda: special_markers(model.constraint_tokenizer(), fmt))
+        grammar = tool_call_grammar(fmt, tools, mode, only, self._markers, request.parallel_tool_calls)
+        return await self._matcher(grammar, "these tools' schemas cannot be enforced"), fmt
 
     async def aclose(self) -> None:
         """Stop the worker and free the model; requests still queued get `ClientClosedError`."""

@@ -2,11 +2,12 @@
 
 Loads with the plan's settings (context, parallel sequences sharing one KV cache, GPU layers, threads, flash
 attention, a window-sized SWA cache) through llama-cpp-python's model and context wrappers, which also give the
-tokenizer and the chat template. Generation is our own loop over its low-level bindings (`_batch.py`): every
-running request advances in one `llama_decode` per step, each with llama.cpp's native sampler chain,
-incremental detokenization that never splits a UTF-8 character, and reuse of the KV cache for an already
-evaluated prefix (a chat's history). Cancellation is checked at every step and, through llama.cpp's abort
-callback, inside a long prompt's evaluation.
+tokenizer and the GGUF's chat template (rendered by `llmclient.chat.ChatTemplate`, sandboxed, with tools and
+earlier calls in the model's own format, unless `.chat_template` or a named `chat_format` replaces it).
+Generation is our own loop over its low-level bindings (`_batch.py`): every running request advances in one
+`llama_decode` per step, each with llama.cpp's native sampler chain, incremental detokenization that never splits
+a UTF-8 character, and reuse of the KV cache for an already evaluated prefix (a chat's history). Cancellation is
+checked at every step and, through llama.cpp's abort callback, inside a long prompt's evaluation.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from llmclient.backends.llama_cpp._embed import OPT_IN_EMBED_TOKENS, EmbedDecode
 from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._step import Emit, Prepared, PreparedEmbed
+from llmclient.chat.formats import detect_format, system_folded, template_messages
+from llmclient.chat.template import ChatTemplate
+from llmclient.chat.tools import tools_from
 from llmclient.constants import jump_forward, overlap_steps
 from llmclient.errors import ContextOverflowError, InvalidRequestError, InvalidSettingError, UnsupportedFeatureError
 
@@ -96,7 +100,10 @@ class LlamaCppModel:
             raise
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
+        self._template = self._chat_template(settings)
         self._formatter = self._chat_formatter(settings.chat_format)
+        self.tool_format = detect_format(self._template.text if self._template is not None else None)
+        """How this model's template writes tool calls (read by the engine on other threads; never changes)."""
 
     def _open_chat(self, settings: LlamaCppSettings, threads: int) -> BatchDecoder:
         """The generation context: `parallel` sequences sharing one KV cache, and the decoder that batches them."""
@@ -141,9 +148,13 @@ class LlamaCppModel:
         assert self._chat is not None
         return self._chat
 
-    def _chat_formatter(self, name: str | None) -> Callable[..., Any]:
+    def _chat_formatter(self, name: str | None) -> Callable[..., Any] | None:
+        """llama-cpp-python's format named `name` (or ChatML for a file without a template); None where the
+        template (the builder's, else the file's) renders the prompt."""
         from llama_cpp import llama_chat_format as formats
 
+        if self._template is not None:
+            return None
         if name is not None:
             for attr in ("format_" + name.replace("-", "_"), "format_" + name.replace("-", "")):
                 if hasattr(formats, attr):
@@ -151,17 +162,20 @@ class LlamaCppModel:
             raise InvalidSettingError(
                 f"unknown chat format {name!r}; use e.g. chatml, llama-3, mistral-instruct, gemma"
             )
-        template = self._metadata.get("tokenizer.chat_template")
-        if not template:
-            return formats.format_chatml  # type: ignore[no-any-return]
+        return formats.format_chatml  # type: ignore[no-any-return]
+
+    def _chat_template(self, settings: LlamaCppSettings) -> ChatTemplate | None:
+        """The Jinja template that renders chats: the builder's, else the file's (unless a named format is set)."""
+        text = settings.chat_template
+        if text is None and settings.chat_format is None:
+            text = self._metadata.get("tokenizer.chat_template") or None
+        if text is None:
+            return None
 
         def token(tid: int) -> str:
             return str(self._model.token_get_text(tid)) if tid >= 0 else ""
 
-        formatter: Callable[..., Any] = formats.Jinja2ChatFormatter(
-            template=template, eos_token=token(self._model.token_eos()), bos_token=token(self._model.token_bos())
-        )
-        return formatter
+        return ChatTemplate(text, eos_token=token(self._model.token_eos()), bos_token=token(self._model.token_bos()))
 
     def constraint_tokenizer(self) -> Any:
         """llguidance's tokenizer for this model's vocabulary, built on first use (any thread; it only reads)."""
@@ -191,16 +205,8 @@ class LlamaCppModel:
         if request.messages is None:
             prompt = self._tokenize(request.prompt or "", add_bos=True)
         else:
-            try:
-                result = self._formatter(messages=list(request.messages))
-            except Exception as error:  # the template's own check (raise_exception) or a field it cannot take
-                raise InvalidRequestError(
-                    f"this model's chat template cannot render these messages ({type(error).__name__}: {error}); "
-                    "check the roles and contents it expects, or set another template with .chat_format(name)"
-                ) from error
-            stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
-            template_stops = [s for s in stops if s]
-            prompt = self._tokenize(result.prompt, add_bos=not result.added_special)
+            text, template_stops, added_special = self._render(request)
+            prompt = self._tokenize(text, add_bos=not added_special)
         if len(prompt) >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {len(prompt)} tokens but the context holds {self.n_ctx}; shorten it, or load the "
@@ -211,7 +217,37 @@ class LlamaCppModel:
         sampling = request.sampling.settings()
         stops = list(sampling.pop("stop", ()))
         max_tokens = int(sampling.pop("max_tokens", None) or self.n_ctx)
-        return Prepared(prompt, [*stops, *template_stops], max_tokens, sampling)
+        calls = bool(request.tools) and request.tool_choice != "none"
+        return Prepared(prompt, [*stops, *template_stops], max_tokens, sampling, special=calls)
+
+    def _render(self, request: GenerateRequest) -> tuple[str, list[str], bool]:
+        """The chat's prompt text, the template's stop sequences, and whether the text holds its special tokens."""
+        messages: list[dict[str, Any]] = [dict(m) for m in request.messages or ()]
+        tool_defs: list[dict[str, Any]] | None = None
+        if request.tools:  # offered unless tool_choice is none; earlier calls rendered either way
+            offered = tools_from(request.tools) if request.tool_choice != "none" else ()
+            messages, tool_defs = template_messages(self.tool_format, messages, offered)
+        if self._template is not None:
+            eos = self._template.eos_token
+            try:
+                text = self._template.render(messages, tools=tool_defs)
+            except (
+                InvalidRequestError
+            ):  # a template that refuses system messages (Gemma's) gets the tools with the user
+                if not request.tools or self.tool_format.native or messages[0].get("role") != "system":
+                    raise
+                text = self._template.render(system_folded(messages), tools=tool_defs)
+            return text, [eos] if eos else [], True
+        assert self._formatter is not None
+        try:
+            result = self._formatter(messages=messages)
+        except Exception as error:  # the format's own check, or a field it cannot take
+            raise InvalidRequestError(
+                f"this model's chat format cannot render these messages ({type(error).__name__}: {error}); "
+                "check the roles and contents it expects, or set another template with .chat_template(...)"
+            ) from error
+        stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return result.prompt, [s for s in stops if s], bool(result.added_special)
 
     def start(self, prepared: Prepared | PreparedEmbed, emit: Emit, cancelled: Callable[[], bool]) -> bool:
         if isinstance(prepared, PreparedEmbed):

@@ -52,6 +52,8 @@ class Running:
     done: bool = False
     matcher: Any = None
     """The request's llguidance matcher, if its answer is constrained."""
+    special: bool = False
+    """Its control tokens shown as their text (a tool call's marker may be one)."""
 
 
 def shared_prefix(a: list[int], b: list[int]) -> int:

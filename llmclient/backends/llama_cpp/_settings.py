@@ -22,6 +22,8 @@ class LlamaCppSettings:
     chat_format: str | None = None
     """A llama-cpp-python chat format (`chatml`, `llama-3`, `mistral-instruct`, `gemma`, ...) replacing the GGUF's
     own template; None uses the template in the file."""
+    chat_template: str | None = None
+    """A Jinja chat template's text replacing the GGUF's own (and any `chat_format`)."""
     tensor_split: tuple[float, ...] = ()
     seed: int = 0xFFFFFFFF
     verbose: bool = False

@@ -31,6 +31,8 @@ class Prepared:
     """Sampler settings (temperature, top_k, top_p, min_p, repeat_penalty, seed) that have a value."""
     matcher: Any = None
     """The llguidance matcher holding the answer to the request's constraint (None: free text)."""
+    special: bool = False
+    """Show control tokens as their text (`<|python_tag|>`, `[TOOL_CALLS]`): a tool call starts with one."""
 
 
 @dataclass(frozen=True)
