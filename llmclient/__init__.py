@@ -9,11 +9,12 @@ from __future__ import annotations
 # `llmclient.testing` and the cache. Nor is mistral.rs imported: `LlmClient.mistral_rs()` loads it with a model, after
 # setting its environment (backends/mistralrs/workarounds.py).
 from llmclient import presets
-from llmclient.backends import Capabilities, Engine, GenerateRequest, Piece
+from llmclient.backends import Capabilities, Embedded, EmbeddingEngine, EmbedRequest, Engine, GenerateRequest, Piece
 from llmclient.backends.remote import RemoteEngine, RemoteSettings, ReplicaStats, Routing, session_key
 from llmclient.cache import CachedFile, CacheScan, ModelCache, PartialDownload
 from llmclient.chat import HERMES_TEMPLATE, Message, MessageToolCall, Tool, ToolCall
 from llmclient.client import LlamaCppBuilder, LlmClient, MistralRsBuilder, RemoteBuilder, SyncLlmClient
+from llmclient.embeddings import EmbedKind
 from llmclient.errors import (
     AuthenticationError,
     BusyError,
@@ -91,6 +92,10 @@ __all__ = [
     "Decision",
     "Device",
     "DownloadError",
+    "EmbedKind",
+    "EmbedRequest",
+    "Embedded",
+    "EmbeddingEngine",
     "Engine",
     "FetchError",
     "GatedModelError",

@@ -36,6 +36,12 @@ def build_request(
     tool_choice, parallel = asked.pop("tool_choice", None), asked.pop("parallel_tool_calls", True)
     sampling = defaults.merged(Sampling.of(asked))
     chat = normalize_messages(messages, system_prompt) if messages is not None else None
+    if not capabilities.generation:
+        raise UnsupportedFeatureError(
+            f"this client's model ({name}) is an embedding model: it turns texts into vectors (client.embed) and "
+            "generates no text; load a chat model for chat",
+            feature="generation",
+        )
     if prompt is not None and not prompt:
         raise InvalidRequestError("the prompt is empty: give some text to continue")
     if tools and not capabilities.tools:

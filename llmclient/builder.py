@@ -14,7 +14,8 @@ sampling defaults, planning and fetching the file); `LlamaCppConfig` adds llama.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from llmclient._hub.reference import validate_reference
 from llmclient._source import Source
 from llmclient.backends import Engine
 from llmclient.backends.llama_cpp import LlamaCppEngine, LlamaCppSettings
+from llmclient.backends.llama_cpp._settings import POOLINGS
 from llmclient.backends.mistralrs import MistralRsEngine, MistralRsSettings, in_situ_quant
 from llmclient.backends.mistralrs.workarounds import refuse_known_bad
 from llmclient.cache import ModelCache
@@ -36,6 +38,7 @@ from llmclient.hardware import detect
 from llmclient.planner import plan as make_plan
 from llmclient.presets import get as get_preset
 from llmclient.presets._methods import PresetMethods
+from llmclient.presets._preset import Embedding
 from llmclient.sampling import Sampling
 from llmclient.types import Plan
 
@@ -69,6 +72,8 @@ class Loaded:
     defaults: Sampling
     system_prompt: str | None
     max_queue: int | None
+    embed_prefixes: Mapping[str, str] = field(default_factory=dict)
+    """What `embed(kind=...)` puts before each text: the builder's, else the preset's."""
 
 
 @dataclass(frozen=True)
@@ -193,18 +198,24 @@ class ModelConfig(ClientSettings, PresetMethods):
             self._source, self._cache(), endpoint=self._endpoint, token=self._token, offline=self._offline
         )
         hardware = await anyio.to_thread.run_sync(lambda: detect(memory_gb=self._memory_gb))
+        facts = self._embedding()
         chosen = make_plan(
             candidates.files,
             hardware,
-            n_ctx=self._ctx,
+            n_ctx=self._ctx or (facts.max_tokens if facts is not None else None),
             quant=candidates.check_quant(self._quant),
             threads=self._threads,
             reference=candidates.reference,
             notes=candidates.notes,
-            parallel=self._parallel,
+            parallel=self._parallel or (1 if facts is not None else None),  # an embedding model has no chat KV
             **{**self._planning(), **planning},
         )
         return chosen, candidates
+
+    def _embedding(self) -> Embedding | None:
+        """The preset's embedding facts, for an embedding preset."""
+        source = self._source
+        return get_preset(source.name).embedding if source is not None and source.kind == "preset" else None
 
     async def _fetch(self, chosen: Plan) -> list[Path]:
         """The chosen file's paths (every shard, the first first): the local file, or fetched into the cache
@@ -233,6 +244,20 @@ class LlamaCppConfig(ModelConfig):
     _gpu_layers: int | None = None
     _chat_format: str | None = None
     _chat_template: str | None = None
+    _pooling: str | None = None
+    _embed_prefixes: tuple[tuple[str, str], ...] | None = None
+
+    def pooling(self, kind: str) -> Self:
+        """How to pool a text's tokens into one vector: `mean`, `cls` or `last`. An embedding model's GGUF (and its
+        preset) says it already; on a chat model this opts in to `embed` beside chat."""
+        if kind not in POOLINGS:
+            raise InvalidSettingError(f"pooling must be one of {', '.join(POOLINGS)}, got {kind!r}")
+        return replace(self, _pooling=kind)
+
+    def embed_prefixes(self, *, query: str = "", document: str = "") -> Self:
+        """What `embed(kind="query")` and `embed(kind="document")` put before each text, replacing the preset's
+        (e.g. `query="search_query: ", document="search_document: "` for nomic-embed-text)."""
+        return replace(self, _embed_prefixes=(("query", query), ("document", document)))
 
     def gpu_layers(self, n: int) -> Self:
         """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""
@@ -259,6 +284,7 @@ class LlamaCppConfig(ModelConfig):
     async def load(self) -> Loaded:
         """Plan, fetch the chosen file (verified, into the cache) and load it in llama.cpp."""
         chosen, candidates = await self._plan()
+        facts = self._embedding()
         path = (await self._fetch(chosen))[0]
         settings = LlamaCppSettings(
             n_ctx=chosen.n_ctx,
@@ -267,12 +293,17 @@ class LlamaCppConfig(ModelConfig):
             flash_attn=chosen.flash_attn,
             chat_format=self._chat_format or candidates.chat_format,
             chat_template=self._chat_template,
+            pooling=self._pooling or (facts.pooling if facts is not None else None),
             tensor_split=chosen.tensor_split,
             parallel=chosen.parallel,
             kv_tokens=chosen.kv_tokens,
         )
         engine = await LlamaCppEngine.load(path, settings)
-        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue)
+        if self._embed_prefixes is not None:
+            prefixes = dict(self._embed_prefixes)
+        else:
+            prefixes = {"query": facts.query_prefix, "document": facts.document_prefix} if facts is not None else {}
+        return Loaded(engine, chosen, self._sampling, self._system_prompt, self._max_queue, prefixes)
 
 
 @dataclass(frozen=True)

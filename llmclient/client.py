@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ from llmclient.builder import LlamaCppConfig, Loaded, MistralRsConfig
 from llmclient.chat.loop import ToolLoop, checked_call, tool_call_delta
 from llmclient.chat.messages import Messages
 from llmclient.chat.tools import ToolCall, ToolOptions, tools_from
+from llmclient.embeddings import Embeddings, SyncEmbeddings
 from llmclient.errors import (
     BusyError,
     ClientClosedError,
@@ -56,7 +57,7 @@ class RequestOptions(SamplingOptions, ConstraintOptions, ToolOptions, total=Fals
     model may call `tools` (`tool_choice`, `parallel_tool_calls`)."""
 
 
-class LlmClient(Workflows, ToolLoop):
+class LlmClient(Workflows, ToolLoop, Embeddings):
     """A model ready to answer, over any engine: `await LlmClient.llama_cpp().smollm2_135m_instruct().init()`, or
     `LlmClient(engine)` for an engine of your own (see `llmclient.backends.Engine`)."""
 
@@ -68,12 +69,14 @@ class LlmClient(Workflows, ToolLoop):
         system_prompt: str | None = None,
         max_queue: int | None = None,
         plan: Plan | None = None,
+        embed_prefixes: Mapping[str, str] | None = None,
     ) -> None:
         """A client over `engine`, which it closes on `close()`.
 
         `defaults`: sampling for requests that do not set a field; `system_prompt`: put first in every chat that
         has no system message; `max_queue`: how many requests may wait for a place among those the engine runs at
-        once (beyond it, `BusyError` at once; None: no limit)."""
+        once (beyond it, `BusyError` at once; None: no limit); `embed_prefixes`: what `embed(kind=...)` puts before
+        each text, by kind (`{"query": "search_query: ", "document": "search_document: "}`)."""
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0):
             raise InvalidSettingError(f"max_queue must be a whole number >= 0 or None, got {max_queue!r}")
         self.engine = engine
@@ -82,6 +85,7 @@ class LlmClient(Workflows, ToolLoop):
         self.max_queue = max_queue
         self.plan = plan
         """How the model was sized to this machine (None for an engine given directly)."""
+        self.embed_prefixes: Mapping[str, str] = dict(embed_prefixes or {})  # what embed(kind=...) puts first
         self._in_flight = 0
         self._closed = False
 
@@ -293,6 +297,7 @@ class _ModelInit(_InitSync):
             system_prompt=loaded.system_prompt,
             max_queue=loaded.max_queue,
             plan=loaded.plan,
+            embed_prefixes=loaded.embed_prefixes,
         )
 
 
@@ -313,7 +318,7 @@ class RemoteBuilder(RemoteConfig, _InitSync):
         return LlmClient(engine, defaults=self._sampling, system_prompt=self._system_prompt, max_queue=self._max_queue)
 
 
-class SyncLlmClient(SyncWorkflows, AbstractContextManager["SyncLlmClient"]):
+class SyncLlmClient(SyncWorkflows, SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):
     """The blocking twin of `LlmClient` for scripts: the same calls, run on a private event loop thread."""
 
     client: LlmClient

@@ -44,6 +44,13 @@ def render() -> str:
         quants = ", ".join(p.quants)
         context = f"{p.context_length // 1024}k" if p.context_length >= 1024 else str(p.context_length)
         doc = f"{p.display}: {p.params_b:g}B parameters, {context} context, {p.license} license ({p.repo}; {quants})."
+        if p.embedding is not None:
+            e = p.embedding
+            doc = (
+                f"{p.display}: an embedding model (client.embed; no chat), {e.dimension} dimensions, up to "
+                f"{e.max_tokens} tokens a text, {e.pooling} pooling, {p.params_b:g}B parameters, {p.license} license "
+                f"({p.repo}; {quants})."
+            )
         for method, text in [(p.name, doc), *((a, f"Alias of `{p.name}`: {doc}") for a in p.aliases)]:
             lines = textwrap.wrap(text, 108)
             body = lines[0] if len(lines) == 1 else "\n        ".join([*lines, ""])

@@ -43,7 +43,14 @@ def test_every_preset_is_complete_and_consistent(preset: presets.Preset) -> None
     assert re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", preset.repo) and "gguf" in preset.repo.lower()
     assert re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", preset.base_repo)
     assert preset.license in LICENSES, f"{preset.license!r}: add it to the known licenses if it is right"
-    assert 0.05 < preset.params_b < 1000 and preset.context_length >= 2048
+    if preset.embedding is None:
+        assert 0.05 < preset.params_b < 1000 and preset.context_length >= 2048
+    else:  # embedding models are small and read short texts
+        facts = preset.embedding
+        assert 0.01 < preset.params_b < 10 and preset.context_length >= 256
+        assert facts.pooling in ("mean", "cls", "last") and 128 <= facts.dimension <= 8192
+        assert 128 <= facts.max_tokens <= preset.context_length
+        assert preset.chat_format is None, "an embedding model has no chat template to replace"
     assert preset.display and preset.family and preset.source, "each preset says where it was checked"
     assert preset.files, "at least one quant"
     for quant, filename in preset.files.items():
@@ -86,3 +93,14 @@ def test_an_unknown_preset_lists_close_matches() -> None:
         LlamaCppBuilder().preset("mistral7b_instuct")
     with pytest.raises(UnknownPresetError, match=r"\.hf\('owner/repo'\)"):
         presets.get("no-such-model-at-all")
+
+
+def test_the_issue_s_embedding_models_are_catalogued_with_their_pooling_and_prefixes() -> None:
+    embedding = {p.name: p.embedding for p in presets.list() if p.embedding is not None}
+    assert {"nomic_embed_text_v1_5", "bge_small_en_v1_5", "all_minilm_l6_v2", "qwen3_embedding_0_6b",
+            "embeddinggemma_300m"} <= set(embedding)  # fmt: skip
+    nomic = embedding["nomic_embed_text_v1_5"]
+    assert nomic is not None and (nomic.query_prefix, nomic.document_prefix) == ("search_query: ", "search_document: ")
+    assert {e.pooling for e in embedding.values() if e is not None} == {"mean", "cls", "last"}
+    for name in embedding:
+        assert "embedding model" in (getattr(LlamaCppBuilder, name).__doc__ or "")

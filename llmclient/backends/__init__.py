@@ -1,17 +1,18 @@
 """The `Engine` protocol every inference engine implements, and the values that cross it.
 
 In the spirit of httpx's transports: `LlmClient` validates a request, applies its defaults and hands the engine
-a `GenerateRequest`; the engine streams `Piece`s back, the last with the finish reason, usage and timings. The
-client knows an engine only through this protocol and its `capabilities`. Engines: `backends.llama_cpp`
-(in-process, continuous batching), `backends.mistralrs` (mistral.rs in-process, the optional extra);
-`llmclient.testing.FakeEngine` for tests.
+a `GenerateRequest`; the engine streams `Piece`s back, the last with the finish reason, usage and timings. An engine
+whose capabilities include `embeddings` is also an `EmbeddingEngine`: it turns an `EmbedRequest` into `Embedded`
+vectors. The client knows an engine only through these protocols and its `capabilities`. Engines:
+`backends.llama_cpp` (in-process, continuous batching), `backends.mistralrs` (mistral.rs in-process, the optional
+extra); `llmclient.testing.FakeEngine` for tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmclient.chat.messages import Message
 from llmclient.chat.tools import ToolCall, ToolChoice
@@ -19,7 +20,12 @@ from llmclient.sampling import Sampling
 from llmclient.structured import Constraint
 from llmclient.types import Timings, Usage
 
-__all__ = ["Capabilities", "Engine", "GenerateRequest", "Piece"]
+# numpy only for the annotations: llmclient never imports it before llama.cpp's native libraries (see _model.py)
+if TYPE_CHECKING:
+    import numpy
+    from numpy.typing import NDArray
+
+__all__ = ["Capabilities", "EmbedRequest", "Embedded", "EmbeddingEngine", "Engine", "GenerateRequest", "Piece"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,9 @@ class Capabilities:
     tools: bool = False
     """Takes tool definitions and answers with tool calls."""
     embeddings: bool = False
-    """Turns texts into vectors."""
+    """Turns texts into vectors (the engine is an `EmbeddingEngine`)."""
+    generation: bool = True
+    """Generates text (chat, complete, stream); False for an embedding-only model."""
     logprobs: bool = False
     """Reports each token's log-probability."""
     cancel_in_prompt: bool = False
@@ -80,6 +88,26 @@ class Piece:
     client checks their arguments against the tools' schemas."""
 
 
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Texts to turn into vectors, checked by the client: each a non-empty string, any query or document prefix
+    already applied."""
+
+    texts: tuple[str, ...]
+    truncate: bool = True
+    """A text longer than the model takes is cut to its first tokens; False: `ContextOverflowError` naming it."""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An `EmbedRequest`'s vectors, as the model pools them (the client normalizes them where asked)."""
+
+    vectors: NDArray[numpy.float32]
+    """One row per text, in the request's order: shape (texts, dimension), float32."""
+    prompt_tokens: int
+    """Tokens read, all texts together (after truncation)."""
+
+
 @runtime_checkable
 class Engine(Protocol):
     """An inference engine: runs `GenerateRequest`s, side by side where it can."""
@@ -99,4 +127,19 @@ class Engine(Protocol):
 
     async def aclose(self) -> None:
         """Stop: running requests end, queued ones fail with `ClientClosedError`, resources are freed."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingEngine(Engine, Protocol):
+    """An engine that also embeds; its capabilities say `embeddings=True` (llama.cpp: an embedding model, or a chat
+    model given a pooling; a remote engine: a server's `/v1/embeddings`)."""
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        """The vectors of `request.texts`, in order, computed side by side where the engine can.
+
+        Cancelling the awaiting task stops the work at the next step. Raises `llmclient.errors` exceptions:
+        `ContextOverflowError` (a text too long with `truncate=False`, naming it), `UnsupportedFeatureError`,
+        `ClientClosedError` once closed, `GenerationError`.
+        """
         ...

@@ -1,7 +1,8 @@
 """The catalogue of known models: `list()` them, `get()` one by name or alias.
 
 The data is in `_catalogue.py`; each entry names its GGUF repo, the file of each quant, the license, parameter
-count, trained context and where those facts were checked.
+count, trained context and where those facts were checked; an embedding model's entry also has its `Embedding`
+facts (pooling, dimension, length, query and document prefixes).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import difflib
 
 from llmclient.errors import UnknownPresetError
 from llmclient.presets._catalogue import PRESETS
-from llmclient.presets._preset import Preset
+from llmclient.presets._preset import Embedding, Preset
 
-__all__ = ["PRESETS", "Preset", "get", "list", "names"]
+__all__ = ["PRESETS", "Embedding", "Preset", "get", "list", "names"]
 
 _BY_NAME = {p.name: p for p in PRESETS}
 _BY_ALIAS = {a: p for p in PRESETS for a in p.aliases}

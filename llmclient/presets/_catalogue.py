@@ -1,4 +1,5 @@
-"""The catalogue: every preset, as data. Checked against public sources (see each `source`) on 2026-11-24.
+"""The catalogue: every preset, as data. Checked against public sources (see each `source`) on 2026-11-24; the
+embedding models (last, with `embedding` facts: pooling, dimension, length, prefixes) on 2026-12-01.
 
 `files` holds only file names a public source showed; names that follow the repo's pattern but were not seen
 are in `inferred_files` (never planned offline) and listed in `unconfirmed`. Online, the planner uses the hub's
@@ -7,7 +8,7 @@ own listing of the repo, so a renamed or added file is found either way.
 
 from __future__ import annotations
 
-from llmclient.presets._preset import Preset
+from llmclient.presets._preset import Embedding, Preset
 
 PRESETS: tuple[Preset, ...] = (
     Preset(
@@ -1513,5 +1514,108 @@ PRESETS: tuple[Preset, ...] = (
             "IQ2_M": "ibm-granite_granite-3.3-8b-instruct-IQ2_M.gguf",
         },
         notes="Chose 3.3 over 3.1: 3.3 has the best-sourced GGUF - publisher repo ibm-granite/granite-3.3-8b-instruct-GGUF has a fully confirmed listing: granite-3.3-8b-instruct-{Q2_K,Q3_K_S,Q3_K_M,Q3_K_L,Q4_0,Q4_1,Q4_K_S,Q4_K_M,Q5_0,Q5_1,Q5_K_S,Q5_K_M,Q6_K,Q8_0,f16}.gguf (e.g. Q4_K_M 4942873344 bytes). Use that repo if only confirmed files are acceptable. For 3.1: bartowski/granite-3.1-8b-instruct-GGUF has granite-3.1-8b-instruct-Q4_K_M.gguf (sha256 b72cfca8...); bartowski's 3.1 cards note 'Fix chat template' (re-uploaded template). Not gated.",
+    ),
+    # --- embedding models: they embed (client.embed) and do not chat ---------------------------------------
+    Preset(
+        name="nomic_embed_text_v1_5",
+        display="nomic-embed-text v1.5",
+        family="nomic-embed",
+        repo="nomic-ai/nomic-embed-text-v1.5-GGUF",
+        files={
+            "Q8_0": "nomic-embed-text-v1.5.Q8_0.gguf",
+            "Q4_K_M": "nomic-embed-text-v1.5.Q4_K_M.gguf",
+        },
+        license="apache-2.0",
+        params_b=0.137,
+        context_length=2048,
+        base_repo="nomic-ai/nomic-embed-text-v1.5",
+        aliases=("nomic_embed_text", "nomic_embed"),
+        source="code-index id 56728068230: nomic-ai/nomic-embed-text-v1.5-GGUF, nomic-embed-text-v1.5.Q8_0.gguf (146,146,432 bytes) and .Q4_K_M.gguf (84,106,624 bytes), pooling mean, 768 dims; code-index id 63272119790: Q8_0 sha256 3e24342164b3d94991ba9692fdc0dd08e3fd7362e0aacc396a9a5c54a544c3b7 at revision 0188c9bf409793f810680a5a431e7b899c46104c; nomic-ai/nomic-embed-text-v1-GGUF card (pages): 'llama.cpp will default to 2048 tokens of context', task prefixes search_query/search_document",
+        unconfirmed=(
+            "The other quant files follow the repo's naming (nomic-embed-text-v1.5.<quant>.gguf) but were not seen in a listing.",
+            "params 0.137B from the model card's 137M, not from the GGUF header.",
+        ),
+        inferred_files={"F16": "nomic-embed-text-v1.5.f16.gguf", "Q6_K": "nomic-embed-text-v1.5.Q6_K.gguf"},
+        notes="8192 tokens need a RoPE context extension (YaRN) that the preset does not set; .ctx(n) above 2048 runs without it.",
+        embedding=Embedding("mean", 768, 2048, "search_query: ", "search_document: "),
+    ),
+    Preset(
+        name="bge_small_en_v1_5",
+        display="BGE small en v1.5",
+        family="bge",
+        repo="CompendiumLabs/bge-small-en-v1.5-gguf",
+        files={"Q8_0": "bge-small-en-v1.5-q8_0.gguf"},
+        license="mit",
+        params_b=0.0334,
+        context_length=512,
+        base_repo="BAAI/bge-small-en-v1.5",
+        aliases=("bge_small",),
+        source="code-index id 45290129505: https://huggingface.co/CompendiumLabs/bge-small-en-v1.5-gguf/resolve/main/bge-small-en-v1.5-q8_0.gguf (with its sha256); code-index id 57021265365: repo CompendiumLabs/bge-small-en-v1.5-gguf, file bge-small-en-v1.5-q8_0.gguf, expectedDimension 384",
+        unconfirmed=(
+            "CLS pooling, 512 tokens and the query instruction are from memory of BAAI's model card, not seen in a stored source.",
+            "f16 file name inferred from the repo's lowercase naming.",
+        ),
+        inferred_files={"F16": "bge-small-en-v1.5-f16.gguf"},
+        embedding=Embedding("cls", 384, 512, "Represent this sentence for searching relevant passages: ", ""),
+    ),
+    Preset(
+        name="all_minilm_l6_v2",
+        display="all-MiniLM-L6-v2",
+        family="minilm",
+        repo="second-state/All-MiniLM-L6-v2-Embedding-GGUF",
+        files={"Q8_0": "all-MiniLM-L6-v2-Q8_0.gguf"},
+        license="apache-2.0",
+        params_b=0.0227,
+        context_length=512,
+        base_repo="sentence-transformers/all-MiniLM-L6-v2",
+        aliases=("all_minilm", "minilm"),
+        source="code-index id 56401342404: https://huggingface.co/second-state/All-MiniLM-L6-v2-Embedding-GGUF/resolve/main/all-MiniLM-L6-v2-Q8_0.gguf (embedding only, 384 dims); code-index id 57721252930: llama_cpp.Llama(all-MiniLM-L6-v2-Q8_0.gguf, embedding=True)",
+        unconfirmed=(
+            "Mean pooling and the 256-token training length (512 position embeddings) from memory of the sentence-transformers card.",
+            "Other quant files of the repo not seen.",
+        ),
+        embedding=Embedding("mean", 384, 256),
+    ),
+    Preset(
+        name="qwen3_embedding_0_6b",
+        display="Qwen3-Embedding 0.6B",
+        family="qwen3-embedding",
+        repo="Qwen/Qwen3-Embedding-0.6B-GGUF",
+        files={"Q8_0": "Qwen3-Embedding-0.6B-Q8_0.gguf"},
+        license="apache-2.0",
+        params_b=0.596,
+        context_length=32768,
+        base_repo="Qwen/Qwen3-Embedding-0.6B",
+        aliases=("qwen3_embedding",),
+        source="code-index id 69490034841: Qwen/Qwen3-Embedding-0.6B-GGUF, Qwen3-Embedding-0.6B-Q8_0.gguf, sha256 06507c7b42688469c4e7298b0a1e16deff06caf291cf0a5b278c308249c3e439 at revision 370f27d7550e0def9b39c1f16d3fbaa13aa67728; code-index id 58597086756: llama-server --embedding --pooling last; pages PeterAM4/Qwen3-Embedding-0.6B-GGUF card: 595,776,512 parameters, 32,768 tokens, last-token pooling, 1024 dims, Apache 2.0; the query instruction 'Instruct: Given a web search query, retrieve relevant passages that answer the query\\nQuery:'",
+        unconfirmed=(
+            "f16 file name inferred (Qwen's GGUF repos name it -f16).",
+            "Whether the GGUF's tokenizer adds the end-of-text token itself: where it does not, last-token pooling adds it.",
+        ),
+        inferred_files={"F16": "Qwen3-Embedding-0.6B-f16.gguf"},
+        notes="Embeds up to 8192 tokens by default (its cache holds a whole text); .ctx(32768) for its full length.",
+        embedding=Embedding(
+            "last",
+            1024,
+            8192,
+            "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+            "",
+        ),
+    ),
+    Preset(
+        name="embeddinggemma_300m",
+        display="EmbeddingGemma 300M",
+        family="embeddinggemma",
+        repo="ggml-org/embeddinggemma-300M-GGUF",
+        files={"Q8_0": "embeddinggemma-300M-Q8_0.gguf"},
+        license="gemma",
+        params_b=0.308,
+        context_length=2048,
+        base_repo="google/embeddinggemma-300m",
+        gated=True,
+        aliases=("embeddinggemma",),
+        source="code-index ids 51913653934, 3902595034: hf:ggml-org/embeddinggemma-300M-GGUF/embeddinggemma-300M-Q8_0.gguf; code-index id 71204539189: single file embeddinggemma-300M-Q8_0.gguf, 333,590,944 bytes; code-index id 67058965399: sha256 b5ce9d77a3fc4b3b39ccb5643c36777911cc4eb46a66962eadfa3f5f60490d63; pages (google/embeddinggemma-300m card): 308M parameters, 2048 tokens, 768 dims (MRL 512/256/128), mean pooling, prompts 'task: search result | query: ' and 'title: none | text: ', access needs the license accepted",
+        unconfirmed=("Whether the ggml-org GGUF repo itself is gated (the original is).",),
+        embedding=Embedding("mean", 768, 2048, "task: search result | query: ", "title: none | text: "),
     ),
 )

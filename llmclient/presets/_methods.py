@@ -439,3 +439,82 @@ class PresetMethods:
         license (bartowski/ibm-granite_granite-3.3-8b-instruct-GGUF; Q8_0, Q4_K_M).
         """
         return self.preset("granite3_3_8b_instruct")
+
+    def nomic_embed_text_v1_5(self) -> Self:
+        """nomic-embed-text v1.5: an embedding model (client.embed; no chat), 768 dimensions, up to 2048 tokens a text,
+        mean pooling, 0.137B parameters, apache-2.0 license (nomic-ai/nomic-embed-text-v1.5-GGUF; Q8_0, Q4_K_M).
+        """
+        return self.preset("nomic_embed_text_v1_5")
+
+    def nomic_embed_text(self) -> Self:
+        """Alias of `nomic_embed_text_v1_5`: nomic-embed-text v1.5: an embedding model (client.embed; no chat), 768
+        dimensions, up to 2048 tokens a text, mean pooling, 0.137B parameters, apache-2.0 license (nomic-ai/nomic-
+        embed-text-v1.5-GGUF; Q8_0, Q4_K_M).
+        """
+        return self.preset("nomic_embed_text_v1_5")
+
+    def nomic_embed(self) -> Self:
+        """Alias of `nomic_embed_text_v1_5`: nomic-embed-text v1.5: an embedding model (client.embed; no chat), 768
+        dimensions, up to 2048 tokens a text, mean pooling, 0.137B parameters, apache-2.0 license (nomic-ai/nomic-
+        embed-text-v1.5-GGUF; Q8_0, Q4_K_M).
+        """
+        return self.preset("nomic_embed_text_v1_5")
+
+    def bge_small_en_v1_5(self) -> Self:
+        """BGE small en v1.5: an embedding model (client.embed; no chat), 384 dimensions, up to 512 tokens a text, cls
+        pooling, 0.0334B parameters, mit license (CompendiumLabs/bge-small-en-v1.5-gguf; Q8_0).
+        """
+        return self.preset("bge_small_en_v1_5")
+
+    def bge_small(self) -> Self:
+        """Alias of `bge_small_en_v1_5`: BGE small en v1.5: an embedding model (client.embed; no chat), 384 dimensions,
+        up to 512 tokens a text, cls pooling, 0.0334B parameters, mit license (CompendiumLabs/bge-small-
+        en-v1.5-gguf; Q8_0).
+        """
+        return self.preset("bge_small_en_v1_5")
+
+    def all_minilm_l6_v2(self) -> Self:
+        """all-MiniLM-L6-v2: an embedding model (client.embed; no chat), 384 dimensions, up to 256 tokens a text, mean
+        pooling, 0.0227B parameters, apache-2.0 license (second-state/All-MiniLM-L6-v2-Embedding-GGUF; Q8_0).
+        """
+        return self.preset("all_minilm_l6_v2")
+
+    def all_minilm(self) -> Self:
+        """Alias of `all_minilm_l6_v2`: all-MiniLM-L6-v2: an embedding model (client.embed; no chat), 384 dimensions,
+        up to 256 tokens a text, mean pooling, 0.0227B parameters, apache-2.0 license (second-state/All-
+        MiniLM-L6-v2-Embedding-GGUF; Q8_0).
+        """
+        return self.preset("all_minilm_l6_v2")
+
+    def minilm(self) -> Self:
+        """Alias of `all_minilm_l6_v2`: all-MiniLM-L6-v2: an embedding model (client.embed; no chat), 384 dimensions,
+        up to 256 tokens a text, mean pooling, 0.0227B parameters, apache-2.0 license (second-state/All-
+        MiniLM-L6-v2-Embedding-GGUF; Q8_0).
+        """
+        return self.preset("all_minilm_l6_v2")
+
+    def qwen3_embedding_0_6b(self) -> Self:
+        """Qwen3-Embedding 0.6B: an embedding model (client.embed; no chat), 1024 dimensions, up to 8192 tokens a text,
+        last pooling, 0.596B parameters, apache-2.0 license (Qwen/Qwen3-Embedding-0.6B-GGUF; Q8_0).
+        """
+        return self.preset("qwen3_embedding_0_6b")
+
+    def qwen3_embedding(self) -> Self:
+        """Alias of `qwen3_embedding_0_6b`: Qwen3-Embedding 0.6B: an embedding model (client.embed; no chat), 1024
+        dimensions, up to 8192 tokens a text, last pooling, 0.596B parameters, apache-2.0 license
+        (Qwen/Qwen3-Embedding-0.6B-GGUF; Q8_0).
+        """
+        return self.preset("qwen3_embedding_0_6b")
+
+    def embeddinggemma_300m(self) -> Self:
+        """EmbeddingGemma 300M: an embedding model (client.embed; no chat), 768 dimensions, up to 2048 tokens a text,
+        mean pooling, 0.308B parameters, gemma license (ggml-org/embeddinggemma-300M-GGUF; Q8_0).
+        """
+        return self.preset("embeddinggemma_300m")
+
+    def embeddinggemma(self) -> Self:
+        """Alias of `embeddinggemma_300m`: EmbeddingGemma 300M: an embedding model (client.embed; no chat), 768
+        dimensions, up to 2048 tokens a text, mean pooling, 0.308B parameters, gemma license (ggml-
+        org/embeddinggemma-300M-GGUF; Q8_0).
+        """
+        return self.preset("embeddinggemma_300m")

@@ -5,12 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Preset"]
+__all__ = ["Embedding", "Preset"]
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """What an embedding model's preset knows beyond its files: how it pools, its vectors, the prefixes it expects."""
+
+    pooling: str
+    """`mean`, `cls` or `last`, as the model card says (and the GGUF declares)."""
+    dimension: int
+    """The length of its vectors."""
+    max_tokens: int
+    """The longest text it was trained to embed, in tokens."""
+    query_prefix: str = ""
+    """Put before a search query (`embed(kind="query")`); empty where the model takes none."""
+    document_prefix: str = ""
+    """Put before a text searched in (`embed(kind="document")`)."""
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A known instruct model in GGUF: its repo, the file of each quant, and the facts the planner needs."""
+    """A known instruct or embedding model in GGUF: its repo, the file of each quant, and the facts the planner
+    needs."""
 
     name: str
     """The builder method's name, e.g. `mistral7b_instruct_v0_3`."""
@@ -40,6 +57,8 @@ class Preset:
     inferred_files: Mapping[str, str] = field(default_factory=dict)
     """Quant → file name that follows the repo's naming but was not seen in a public source."""
     notes: str = ""
+    embedding: Embedding | None = None
+    """For an embedding model (which does not chat): its pooling, dimension, length and prefixes."""
 
     @property
     def quants(self) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import anyio
 import anyio.lowlevel
 
-from llmclient.backends import Capabilities, GenerateRequest, Piece
+from llmclient.backends import Capabilities, Embedded, EmbedRequest, GenerateRequest, Piece
 from llmclient.chat.tools import ToolCall
 from llmclient.errors import ClientClosedError, InvalidRequestError
 from llmclient.types import Usage
@@ -46,9 +46,11 @@ class FakeEngine:
         first_delay: float = 0.0,
         parallel: int = 1,
         capabilities: Capabilities | None = None,
+        embed_dimension: int = 8,
     ) -> None:
         """`first_delay`: extra seconds before the first piece (the prompt's reading); `capabilities`: what the
-        engine claims to support (default: nothing beyond plain generation, `parallel` at once)."""
+        engine claims to support (default: nothing beyond plain generation, `parallel` at once; with
+        `embeddings=True` it embeds too, in vectors of `embed_dimension`)."""
         if parallel < 1:
             raise InvalidRequestError(f"parallel must be >= 1, got {parallel}")
         self._reply = reply
@@ -61,6 +63,9 @@ class FakeEngine:
         self.finished: list[tuple[GenerateRequest, str]] = []
         """Requests that ended, with their finish reason (`stop`, `length`, `cancelled`, or `error` where the
         script raised), in the order they ended."""
+        self.embed_dimension = embed_dimension
+        self.embedded: list[EmbedRequest] = []
+        """Every embedding request received, in arrival order."""
         self.closed = False
         self._running = 0
         self._queue: collections.deque[anyio.Event] = collections.deque()
@@ -147,6 +152,25 @@ class FakeEngine:
             self._queue.popleft().set()
         else:
             self._running -= 1
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        """Vectors of `embed_dimension` for an engine whose capabilities say `embeddings=True`: each text's the same
+        every time (seeded by its bytes), another text's unrelated; the request is kept in `embedded`."""
+        self._check_open()
+        import hashlib
+
+        import numpy
+
+        self.embedded.append(request)
+        rows = [
+            numpy.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
+            .standard_normal(self.embed_dimension)
+            .astype(numpy.float32)
+            for text in request.texts
+        ]
+        vectors = numpy.stack(rows) if rows else numpy.zeros((0, self.embed_dimension), numpy.float32)
+        await anyio.lowlevel.checkpoint()
+        return Embedded(vectors, sum(len(text.split()) for text in request.texts))
 
     async def aclose(self) -> None:
         """Close: queued requests fail with `ClientClosedError`, running ones end as `cancelled` at their next

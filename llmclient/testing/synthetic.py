@@ -24,7 +24,17 @@ from llmclient._native import import_gguf, import_numpy
 if TYPE_CHECKING:
     from gguf import GGUFWriter
 
-__all__ = ["ModelShape", "write_synthetic_gguf", "LLAMA_7B", "LLAMA_70B", "QWEN2_7B", "GEMMA3_12B", "TINY_LLAMA"]
+__all__ = [
+    "GEMMA3_12B",
+    "LLAMA_7B",
+    "LLAMA_70B",
+    "QWEN2_7B",
+    "TINY_BERT",
+    "TINY_LLAMA",
+    "ModelShape",
+    "write_synthetic_bert",
+    "write_synthetic_gguf",
+]
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,7 @@ def write_synthetic_gguf(
         raise ValueError(f"fill must be 'random', 'finite' or 'sparse', not {fill!r}")
     if vocab_size is not None and tokenizer_from is None:
         raise ValueError("vocab_size grows a copied tokenizer: pass tokenizer_from, or set shape.n_vocab")
-    gguf, np = import_gguf(), import_numpy()
+    gguf = import_gguf()
     path = Path(path)
     writer = gguf.GGUFWriter(path, shape.arch)
     n_vocab = shape.n_vocab if tokenizer_from is None else _copy_tokenizer(writer, Path(tokenizer_from), vocab_size)
@@ -241,7 +251,13 @@ def write_synthetic_gguf(
         writer.add_uint32(f"{arch}.attention.sliding_window", shape.sliding_window)
     writer.add_file_type(_MIXES[quant][4])
     writer.add_quantization_version(2)
-    tensors = list(_tensors(shape, quant))
+    return _write_tensors(path, writer, list(_tensors(shape, quant)), fill, seed)
+
+
+def _write_tensors(path: Path, writer: GGUFWriter, tensors: list[tuple[str, tuple[int, ...], Any]], fill: str,
+                   seed: int) -> Path:  # fmt: skip
+    """Write the header, the tensors' descriptions and their data (`fill`), closing `writer`."""
+    gguf, np = import_gguf(), import_numpy()
     for name, dims, qtype in tensors:
         writer.add_tensor_info(name, dims, np.dtype(np.float32), _nbytes(dims, qtype), raw_dtype=qtype)
     writer.write_header_to_file()
@@ -275,3 +291,76 @@ def write_synthetic_gguf(
                 fh.write(bytes(padded - written))
         fh.truncate(end)
     return path
+
+
+#: A BERT small enough to write in a blink: MiniLM's layout (embeddings, 2 encoder layers, no output head).
+TINY_BERT = ModelShape("bert", 2, 128, 4, 4, 256, 0, 512)
+_WORD_TEXT = (
+    "the a of and to in is it that was for on are with as his they be at one have this from or had by "
+    "hot word but what some we can out other were all there when up use your how said an each she which "
+    "do their time if will way about many then them write would like so these her long make thing see "
+    "him two has look more day could go come did number sound no most people my over know water than "
+    "call first who may down side been now find cat dog fox sun moon rain tree house car road city river "
+    "sea ship"
+)
+_WORDS = tuple(_WORD_TEXT.split())
+
+
+def _bert_vocab() -> tuple[list[str], list[int]]:
+    """A WordPiece vocabulary as llama.cpp's BERT converter writes it (a word start marked `▁`, a word piece bare),
+    with the special tokens where BERT's are: [PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103."""
+    tokens = ["[PAD]", *(f"[unused{i}]" for i in range(99)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    types = [3] * 100 + [2, 3, 3, 3]  # gguf.TokenType: CONTROL 3, UNKNOWN 2, NORMAL 1
+    pieces = [*string.ascii_lowercase, *string.digits, *string.punctuation]
+    for token in dict.fromkeys([*(f"\u2581{w}" for w in (*_WORDS, *pieces)), *pieces]):
+        tokens.append(token)
+        types.append(1)
+    return tokens, types
+
+
+def write_synthetic_bert(
+    path: str | os.PathLike[str], shape: ModelShape = TINY_BERT, *, pooling: str | None = "mean", seed: int = 0
+) -> Path:
+    """Write a BERT-architecture encoder GGUF (llama.cpp's `bert`: token, token-type and position embeddings, post-norm
+    encoder layers with biases, non-causal attention) with a small WordPiece tokenizer and finite random F16
+    weights; `pooling` (`mean`, `cls`, `last` or None) is declared in its metadata, as embedding GGUFs do."""
+    from llmclient.backends.llama_cpp._settings import POOLINGS
+
+    gguf = import_gguf()
+    Q = gguf.GGMLQuantizationType
+    path = Path(path)
+    tokens, types = _bert_vocab()
+    writer = gguf.GGUFWriter(path, "bert")
+    writer.add_name("synthetic bert")
+    writer.add_tokenizer_model("bert")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_type_count(2)
+    for key, token_id in (("unknown", 100), ("padding", 0), ("cls", 101), ("seperator", 102), ("mask", 103)):
+        writer.add_uint32(f"tokenizer.ggml.{key}_token_id", token_id)
+    e, ff, ctx = shape.n_embd, shape.n_ff, shape.context_length
+    writer.add_uint32("bert.block_count", shape.n_layer)
+    writer.add_uint32("bert.context_length", ctx)
+    writer.add_uint32("bert.embedding_length", e)
+    writer.add_uint32("bert.feed_forward_length", ff)
+    writer.add_uint32("bert.attention.head_count", shape.n_head)
+    writer.add_float32("bert.attention.layer_norm_epsilon", 1e-12)
+    writer.add_bool("bert.attention.causal", False)
+    if pooling is not None:
+        writer.add_uint32("bert.pooling_type", POOLINGS[pooling])
+    writer.add_file_type(1)  # mostly F16
+    tensors: list[tuple[str, tuple[int, ...], Any]] = [
+        ("token_embd.weight", (len(tokens), e), Q.F16),
+        ("token_types.weight", (2, e), Q.F32),  # added as a row view: F32, as converters keep it
+        ("position_embd.weight", (ctx, e), Q.F16),
+        ("token_embd_norm.weight", (e,), Q.F32),
+        ("token_embd_norm.bias", (e,), Q.F32),
+    ]
+    for il in range(shape.n_layer):
+        b = f"blk.{il}."
+        for name, rows, cols in (("attn_q", e, e), ("attn_k", e, e), ("attn_v", e, e), ("attn_output", e, e),
+                                 ("ffn_up", ff, e), ("ffn_down", e, ff)):  # fmt: skip
+            tensors += [(f"{b}{name}.weight", (rows, cols), Q.F16), (f"{b}{name}.bias", (rows,), Q.F32)]
+        for norm in ("attn_output_norm", "layer_output_norm"):
+            tensors += [(f"{b}{norm}.weight", (e,), Q.F32), (f"{b}{norm}.bias", (e,), Q.F32)]
+    return _write_tensors(path, writer, tensors, "finite", seed)

@@ -2,8 +2,8 @@
 
 Importing this package loads nothing native; `LlamaCppEngine.load` does (llama-cpp-python's library, before
 numpy: see `_model.py`). Inside: `_worker.py` (the process's decode thread and each model's queue), `_model.py`
-(one model and context), `_batch.py` (the step that advances every running request), `_sampling.py`, `_text.py`,
-`_threads.py` (how many compute threads each step uses).
+(one model and its contexts), `_batch.py` (the step that advances every running request), `_embed.py` (the step
+that embeds a batch of texts), `_sampling.py`, `_text.py`, `_threads.py` (how many compute threads each step uses).
 """
 
 from __future__ import annotations

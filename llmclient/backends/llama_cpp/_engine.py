@@ -4,7 +4,8 @@ The model lives on the process's decode thread (`_worker.py`), which runs every 
 with continuous batching; `generate` queues a request there and streams its pieces back to the caller's event
 loop without blocking either side. A constrained request (a schema, a grammar, tools) carries an llguidance matcher
 made here; a request with tools has its calls read out of the text here too (`ToolCallReader`), on the caller's
-side, and reported on `Piece.tool_calls`.
+side, and reported on `Piece.tool_calls`. `embed` tokenizes texts on a worker thread, then queues them
+on the decode thread too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import anyio
 
-from llmclient.backends import Capabilities, GenerateRequest, Piece
+from llmclient.backends import Capabilities, Embedded, EmbedRequest, GenerateRequest, Piece
 from llmclient.backends._loop import loop_sender
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
 from llmclient.backends.llama_cpp._worker import Job, Worker
@@ -53,8 +54,15 @@ class LlamaCppEngine:
         """Grammar -> an unused matcher of it, to copy: the latest `TEMPLATES` grammars (only the loop touches it)."""
         self._markers: dict[str, int] | None = None
         """The model's tool-call markers that are special tokens of its vocabulary (found on first use)."""
+        model = worker.model
+        generates, embeds = (model.generates, model.embeds) if model is not None else (True, False)
         self._capabilities = Capabilities(
-            structured_output=True, tools=True, cancel_in_prompt=True, parallel=max(1, settings.parallel)
+            structured_output=generates,
+            tools=generates,
+            embeddings=embeds,
+            generation=generates,
+            cancel_in_prompt=generates,
+            parallel=max(1, settings.parallel),
         )
 
     @classmethod
@@ -87,8 +95,36 @@ class LlamaCppEngine:
     @property
     def capabilities(self) -> Capabilities:
         """Continuous batching of `settings.parallel` requests; structured output and tool calls enforced while
-        decoding; cancel stops a long prompt mid-way."""
+        decoding; cancel stops a long prompt mid-way. Embeddings for an embedding model (which does not generate)
+        or a chat model loaded with a pooling."""
         return self._capabilities
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        """The texts' pooled vectors: tokenized on a worker thread, then embedded on the decode thread, many texts
+        per decode, taking turns with every other model's steps."""
+        model = self._worker.model
+        if self._worker.closed or model is None:
+            raise ClientClosedError("the client is closed; create a new one with init()")
+        prepared = await anyio.to_thread.run_sync(model.prepare, request)
+        send, receive = anyio.create_memory_object_stream[Piece | Embedded | BaseException](1)
+        cancel = threading.Event()
+
+        def offer(item: Piece | Embedded | BaseException) -> None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.WouldBlock):
+                send.send_nowait(item)
+
+        job = Job(request, loop_sender(offer), cancel, prepared=prepared)
+        self._worker.submit(job)
+        try:
+            async with receive:
+                item = await receive.receive()
+        finally:
+            cancel.set()  # cancelled while waiting: its texts not yet embedded are dropped at the next step
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, Piece):  # the model closed before the texts were embedded
+            raise ClientClosedError("the client was closed before these texts were embedded")
+        return item
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Piece]:
         """Queue `request` on the decode thread and stream its pieces; the last carries usage and timings."""

@@ -25,17 +25,18 @@ from typing import Any
 import llama_cpp
 
 # isort: split
-from llmclient.backends import GenerateRequest
+from llmclient.backends import EmbedRequest, GenerateRequest
 from llmclient.backends.llama_cpp._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
 from llmclient.backends.llama_cpp._constrain import build_tokenizer
+from llmclient.backends.llama_cpp._embed import OPT_IN_EMBED_TOKENS, EmbedDecoder, model_role
 from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
 from llmclient.backends.llama_cpp._settings import LlamaCppSettings
-from llmclient.backends.llama_cpp._step import Emit, Prepared
+from llmclient.backends.llama_cpp._step import Emit, Prepared, PreparedEmbed
 from llmclient.chat.formats import detect_format, system_folded, template_messages
 from llmclient.chat.template import ChatTemplate
 from llmclient.chat.tools import tools_from
 from llmclient.constants import jump_forward, overlap_steps
-from llmclient.errors import ContextOverflowError, InvalidRequestError, InvalidSettingError
+from llmclient.errors import ContextOverflowError, InvalidRequestError, InvalidSettingError, UnsupportedFeatureError
 
 __all__ = ["LlamaCppModel"]
 
@@ -69,7 +70,46 @@ class LlamaCppModel:
             model_params.tensor_split = self._split
         model: Any = _internals.LlamaModel(path_model=self.path, params=model_params, verbose=settings.verbose)
         self._model = model
-        parallel = max(1, settings.parallel)
+        self._lib = llama_cpp
+        self._threads = self._threads_now = threads
+        self.n_ctx = settings.n_ctx
+        """The most tokens one request may hold."""
+        self.parallel = max(1, settings.parallel)
+        self._metadata = self._model.metadata()
+        self._chat: BatchDecoder | None = None
+        """Generation (None for an embedding model)."""
+        self._embedder: EmbedDecoder | None = None
+        self._embed_turn = False
+        try:
+            generates, pooling, causal = model_role(self._metadata, settings.pooling)
+            if generates:
+                self._chat = self._open_chat(settings, threads)
+            if pooling is not None:  # a chat model's texts to embed get a context of their own, sharing the weights
+                # no longer than trained: an encoder's position embeddings end there
+                limit = min(settings.n_ctx, int(model.n_ctx_train()) or settings.n_ctx)
+                max_tokens = limit if not generates else min(limit, OPT_IN_EMBED_TOKENS)
+                self._embedder = EmbedDecoder(
+                    llama_cpp, model, pooling=pooling, max_tokens=max_tokens, causal=causal, threads=threads,
+                    flash_attn=settings.flash_attn, verbose=settings.verbose,
+                )  # fmt: skip
+        except BaseException:
+            if self._chat is not None:
+                self._chat.close()
+                self._context.close()
+            model.close()
+            raise
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
+        self._template = self._chat_template(settings)
+        self._formatter = self._chat_formatter(settings.chat_format)
+        self.tool_format = detect_format(self._template.text if self._template is not None else None)
+        """How this model's template writes tool calls (read by the engine on other threads; never changes)."""
+
+    def _open_chat(self, settings: LlamaCppSettings, threads: int) -> BatchDecoder:
+        """The generation context: `parallel` sequences sharing one KV cache, and the decoder that batches them."""
+        from llama_cpp import _internals
+
+        model, parallel = self._model, self.parallel
         kv_tokens = max(settings.kv_tokens or settings.n_ctx * parallel, settings.n_ctx)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = kv_tokens
@@ -85,37 +125,28 @@ class LlamaCppModel:
         params.no_perf = True
         n_ctx_train = int(model.n_ctx_train())
         quiet = unified_kv_is_no_overflow(kv_tokens, n_ctx_train) if settings.n_ctx <= n_ctx_train else nullcontext()
-        try:
-            with quiet:
-                self._context: Any = _internals.LlamaContext(model=self._model, params=params, verbose=settings.verbose)
-        except BaseException:
-            model.close()
-            raise
-        self._lib = llama_cpp
+        with quiet:
+            self._context: Any = _internals.LlamaContext(model=model, params=params, verbose=settings.verbose)
         self._ctx = self._context.ctx
-        self._threads = self._threads_now = threads
-        self.n_ctx = settings.n_ctx
-        """The most tokens one request may hold."""
-        self.parallel = parallel
         # GPU kernels change with the batch size whatever we do; on the CPU, keeping to one kind of batch suffices
         invariant = settings.n_gpu_layers == 0 and parallel < BATCH_INVARIANT_CHUNK
         chunk = settings.prefill_chunk or (BATCH_INVARIANT_CHUNK if invariant else 256)
-        self._decoder = BatchDecoder(
-            llama_cpp, self._ctx, self._model.vocab, n_vocab=int(self._model.n_vocab()), n_batch=int(params.n_batch),
+        decoder = BatchDecoder(
+            llama_cpp, self._ctx, model.vocab, n_vocab=int(model.n_vocab()), n_batch=int(params.n_batch),
             n_ctx=settings.n_ctx, kv_tokens=int(llama_cpp.llama_n_ctx(self._ctx)), parallel=parallel,
             prefill_chunk=min(chunk, BATCH_INVARIANT_CHUNK) if invariant else chunk, seed=settings.seed,
             invariant=invariant, overlap=_overlaps(settings), jump_forward=jump_forward(),
         )  # fmt: skip
         # llama.cpp polls this while it computes a batch: a cancelled long prompt stops mid-way
-        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._decoder.abort())
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: decoder.abort())
         llama_cpp.llama_set_abort_callback(self._ctx, self._abort_cb, None)
-        self._metadata = self._model.metadata()
-        self._tokenizer: Any = None
-        self._tokenizer_lock = threading.Lock()
-        self._template = self._chat_template(settings)
-        self._formatter = self._chat_formatter(settings.chat_format)
-        self.tool_format = detect_format(self._template.text if self._template is not None else None)
-        """How this model's template writes tool calls (read by the engine on other threads; never changes)."""
+        return decoder
+
+    @property
+    def _decoder(self) -> BatchDecoder:
+        """The generation decoder, of a model that generates (tests look at its state)."""
+        assert self._chat is not None
+        return self._chat
 
     def _chat_formatter(self, name: str | None) -> Callable[..., Any] | None:
         """llama-cpp-python's format named `name` (or ChatML for a file without a template); None where the
@@ -161,8 +192,15 @@ class LlamaCppModel:
     def _tokenize(self, text: str, add_bos: bool) -> list[int]:
         return list(self._model.tokenize(text.encode(), add_bos=add_bos, special=True))
 
-    def prepare(self, request: GenerateRequest) -> Prepared:
-        """The request's prompt as tokens (through the chat template for messages), stops and sampling."""
+    def prepare(self, request: GenerateRequest | EmbedRequest) -> Prepared | PreparedEmbed:
+        """The request's prompt as tokens (through the chat template for messages), stops and sampling; or the
+        texts to embed as tokens (any thread: it only reads the vocabulary)."""
+        if isinstance(request, EmbedRequest):
+            if self._embedder is None:
+                raise _cannot("embeddings")
+            return self._embedder.prepare(request)
+        if self._chat is None:
+            raise _cannot("generation")
         template_stops: list[str] = []
         if request.messages is None:
             prompt = self._tokenize(request.prompt or "", add_bos=True)
@@ -211,15 +249,41 @@ class LlamaCppModel:
         stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return result.prompt, [s for s in stops if s], bool(result.added_special)
 
-    def start(self, prepared: Prepared, emit: Emit, cancelled: Callable[[], bool]) -> bool:
-        return self._decoder.start(prepared, emit, cancelled)
+    def start(self, prepared: Prepared | PreparedEmbed, emit: Emit, cancelled: Callable[[], bool]) -> bool:
+        if isinstance(prepared, PreparedEmbed):
+            assert self._embedder is not None
+            return self._embedder.start(prepared, emit, cancelled)
+        assert self._chat is not None
+        return self._chat.start(prepared, emit, cancelled)
 
     def step(self) -> None:
-        self._decoder.step()
+        """One decode: the chat batch or a batch of texts to embed, taking turns while both have work."""
+        chat, embed = self._chat, self._embedder
+        chatting, embedding = chat is not None and chat.active > 0, embed is not None and embed.active > 0
+        if chatting and embedding:
+            self._embed_turn = not self._embed_turn
+            chatting, embedding = not self._embed_turn, self._embed_turn
+        if embedding and embed is not None:
+            embed.step()
+        elif chatting and chat is not None:
+            chat.step()
 
     @property
     def active(self) -> int:
-        return self._decoder.active
+        return (self._chat.active if self._chat else 0) + (self._embedder.active if self._embedder else 0)
+
+    @property
+    def generates(self) -> bool:
+        return self._chat is not None
+
+    @property
+    def embeds(self) -> bool:
+        return self._embedder is not None
+
+    @property
+    def dimension(self) -> int | None:
+        """The length of this model's vectors (None: it does not embed)."""
+        return self._embedder.dimension if self._embedder is not None else None
 
     @property
     def threads(self) -> int:
@@ -228,10 +292,31 @@ class LlamaCppModel:
     def set_threads(self, n: int) -> None:
         n = max(1, min(n, self._threads))
         if n != self._threads_now:  # cheap (it sets the context's parameters), but not worth a call per step
-            self._lib.llama_set_n_threads(self._ctx, n, n)
+            if self._chat is not None:
+                self._lib.llama_set_n_threads(self._ctx, n, n)
+            if self._embedder is not None:
+                self._embedder.set_threads(n)
             self._threads_now = n
 
     def close(self) -> None:
-        self._decoder.close()
-        self._context.close()
+        if self._chat is not None:
+            self._chat.close()
+            self._context.close()
+        if self._embedder is not None:
+            self._embedder.close()
         self._model.close()
+
+
+def _cannot(feature: str) -> UnsupportedFeatureError:
+    """The error for a request this model does not take: chat on an embedding model, or embed without pooling."""
+    if feature == "generation":
+        message = (
+            "this is an embedding model: it turns texts into vectors (client.embed) and generates no text; load a "
+            "chat model for chat"
+        )
+    else:
+        message = (
+            "this model has no pooling in its GGUF, so it embeds nothing; opt in with the builder's "
+            ".pooling('mean') (or 'last', 'cls'), or load an embedding model (e.g. .nomic_embed_text_v1_5())"
+        )
+    return UnsupportedFeatureError(message, feature=feature)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LlamaCppSettings"]
+__all__ = ["POOLINGS", "LlamaCppSettings"]
+
+#: Pooling names as the builder takes them → llama.cpp's `LLAMA_POOLING_TYPE_*`.
+POOLINGS = {"mean": 1, "cls": 2, "last": 3}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class LlamaCppSettings:
     """Requests decoded together in one batch."""
     kv_tokens: int = 0
     """Tokens the KV cache shared by the parallel requests holds (0: n_ctx x parallel)."""
+    pooling: str | None = None
+    """How texts are pooled into one vector: `mean`, `cls` or `last`; None: the GGUF's own. A GGUF that declares
+    a pooling (or an encoder) is an embedding model and only embeds; a chat model embeds only with one set here."""
     prefill_chunk: int | None = None
     """Prompt tokens evaluated per step. Default: on the CPU, `BATCH_INVARIANT_CHUNK` (48) always, which keeps each
     answer the same whatever runs beside it (a larger value is capped to it); with GPU layers, 256 while other

@@ -1,7 +1,9 @@
 """The step protocol inside the llama.cpp engine: a loaded model that advances its running requests together.
 
-The decode thread (`_decode.py`) is its only caller: it prepares each request, starts it when the model has room,
-and steps while anything runs. `LlamaCppModel` implements it; tests may drive the decode thread with another.
+The decode thread (`_worker.py`) is its only caller: it prepares each request, starts it when the model has room,
+and steps while anything runs. A request is a generation or a batch of texts to embed (`PreparedEmbed`); a model
+may do either or both (`generates`, `embeds`). `LlamaCppModel` implements it; tests may drive the decode thread
+with another.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llmclient.backends import GenerateRequest, Piece
+from llmclient.backends import Embedded, EmbedRequest, GenerateRequest, Piece
 
-__all__ = ["Emit", "Prepared", "StepModel"]
+__all__ = ["Emit", "Prepared", "PreparedEmbed", "StepModel"]
 
-Emit = Callable[[Piece | BaseException], None]
+Emit = Callable[[Piece | Embedded | BaseException], None]
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,27 @@ class Prepared:
     """Show control tokens as their text (`<|python_tag|>`, `[TOOL_CALLS]`): a tool call starts with one."""
 
 
+@dataclass(frozen=True)
+class PreparedEmbed:
+    """Texts to embed, as the model's tokens (each within the most one text may hold)."""
+
+    texts: list[list[int]]
+
+
 class StepModel(Protocol):
     """A loaded model that runs requests side by side. Its methods block: call them from the decode thread only."""
 
-    def prepare(self, request: GenerateRequest) -> Prepared:
-        """Tokenize `request` (through the chat template for messages); raises for a prompt that cannot run."""
+    def prepare(self, request: GenerateRequest | EmbedRequest) -> Prepared | PreparedEmbed:
+        """Tokenize `request` (through the chat template for messages); raises for a prompt that cannot run, or
+        for a kind of request the model does not do (`UnsupportedFeatureError`)."""
         ...
 
-    def start(self, prepared: Prepared, emit: Emit, cancelled: Callable[[], bool]) -> bool:
+    def start(self, prepared: Prepared | PreparedEmbed, emit: Emit, cancelled: Callable[[], bool]) -> bool:
         """Begin `prepared` if there is room (a free sequence and its KV space); False leaves it to wait.
 
         From then on each `step` may call `emit` with text; the last call carries the finish reason (`stop`,
-        `length`, or `cancelled` soon after `cancelled()` turns true) with the usage, or an exception."""
+        `length`, or `cancelled` soon after `cancelled()` turns true) with the usage, or an exception. Texts to
+        embed always start; their one call is the `Embedded` vectors, or an exception, or a `cancelled` piece."""
         ...
 
     def step(self) -> None:
@@ -54,6 +65,16 @@ class StepModel(Protocol):
     @property
     def active(self) -> int:
         """Requests started and not finished."""
+        ...
+
+    @property
+    def generates(self) -> bool:
+        """Whether it takes generation requests."""
+        ...
+
+    @property
+    def embeds(self) -> bool:
+        """Whether it takes texts to embed."""
         ...
 
     @property

@@ -22,8 +22,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from llmclient.backends import GenerateRequest, Piece
-from llmclient.backends.llama_cpp._step import Prepared, StepModel
+from llmclient.backends import Embedded, EmbedRequest, GenerateRequest, Piece
+from llmclient.backends.llama_cpp._step import Prepared, PreparedEmbed, StepModel
 from llmclient.backends.llama_cpp._threads import RunDelay, Runnable, ThreadPolicy
 from llmclient.constants import adaptive_threads, worker_nice
 from llmclient.errors import ClientClosedError, GenerationError, LlmClientError
@@ -48,26 +48,27 @@ def _lower_priority(increment: int) -> None:
 
 @dataclass
 class Job:
-    """A request waiting for, or running on, the decode thread."""
+    """A request waiting for, or running on, the decode thread: a generation, or texts to embed."""
 
-    request: GenerateRequest
-    emit: Callable[[Piece | BaseException], None]
+    request: GenerateRequest | EmbedRequest
+    emit: Callable[[Piece | Embedded | BaseException], None]
     cancel: threading.Event
     submitted: float = 0.0
     """`time.perf_counter()` when it was queued."""
     started: float | None = None
     """When the decode thread began it (None while it waits)."""
-    prepared: Prepared | None = None
+    prepared: Prepared | PreparedEmbed | None = None
+    """The request as tokens (made on the decode thread where not given: texts to embed come tokenized)."""
     finished: bool = False
     matcher: Any = None
     """The llguidance matcher of a constrained request (made off the decode thread)."""
 
-    def deliver(self, item: Piece | BaseException) -> None:
-        """What the model reports, passed on; an error or a finish reason ends the job."""
+    def deliver(self, item: Piece | Embedded | BaseException) -> None:
+        """What the model reports, passed on; an error, the vectors or a finish reason ends the job."""
         if isinstance(item, BaseException):
             item = _as_client_error(item)
             self.finished = True
-        elif item.finish_reason is not None:
+        elif isinstance(item, Embedded) or item.finish_reason is not None:
             self.finished = True
         self.emit(item)
 
@@ -179,7 +180,8 @@ class Worker:
                 continue
             try:
                 if job.prepared is None:
-                    job.prepared = replace(model.prepare(job.request), matcher=job.matcher)
+                    prepared = model.prepare(job.request)
+                    job.prepared = replace(prepared, matcher=job.matcher) if job.matcher is not None else prepared
                 started = model.start(job.prepared, job.deliver, job.cancel.is_set)
             except Exception as error:
                 waiting.popleft()

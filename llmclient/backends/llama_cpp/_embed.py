@@ -1,0 +1,268 @@
+"""Embedding on the decode thread: many texts in one `llama_decode`, each pooled into one vector.
+
+An embedding context of its own (llama.cpp's `embeddings=True` with the model's pooling) beside any chat context
+of the same model: the weights are shared, the caches are not, so a chat's KV cache never mixes with texts being
+embedded. Each step packs the waiting texts, oldest request first, into one batch: as many as fit in
+`STEP_TOKENS` tokens (a longer text goes alone), each text a sequence of its own; then it reads each sequence's
+pooled vector and clears the cache. A big request so takes many steps, and the decode thread runs every other
+model's step between two of them. With last-token pooling a text longer than a step is read over several.
+
+A whole text is always in one of llama.cpp's micro-batches: mean and CLS pooling read a sequence only in the
+micro-batch that holds its end (llama.cpp keeps the last micro-batch's pooled vector of each sequence), and a
+non-causal encoder (BERT) aborts the process on a batch larger than its micro-batch. Last-token pooling of a
+causal model sees the whole text through the cache, so there the micro-batch stays small.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+from llmclient.backends import Embedded, EmbedRequest, Piece
+from llmclient.backends.llama_cpp._log import quiet_pooling_note
+from llmclient.backends.llama_cpp._settings import POOLINGS
+from llmclient.backends.llama_cpp._step import Emit, PreparedEmbed
+from llmclient.errors import ContextOverflowError, GenerationError, InvalidRequestError, InvalidSettingError
+
+__all__ = ["OPT_IN_EMBED_TOKENS", "STEP_TOKENS", "EmbedDecoder", "model_role"]
+
+#: Tokens one step embeds at most (a text longer than this is embedded alone): about one chat prompt chunk's
+#: worth of compute on a small model, so a big request never holds the decode thread for long; and larger batches
+#: gain little, since every token of a batch attends over the batch's whole cache (masked to its own text).
+STEP_TOKENS = 512
+#: The most tokens a text may have when a chat model embeds (opted in with a pooling): its whole-text micro-batch
+#: also computes the vocabulary's logits for every token (llama.cpp's graph of a generative model does), which
+#: takes tokens x vocabulary x 4 bytes of compute buffer (400 MB for SmolLM2 at this length).
+OPT_IN_EMBED_TOKENS = 2048
+#: Micro-batch of last-token pooling (the only pooling that may split a text across micro-batches).
+_LAST_UBATCH = 512
+
+
+def model_role(metadata: Mapping[str, str], pooling: str | None) -> tuple[bool, int | None, bool]:
+    """(whether it generates, the pooling it embeds with or None, whether its attention is causal) for a model of
+    this GGUF metadata, given the pooling asked for (`mean`, `cls`, `last`; None: the GGUF's own).
+
+    A GGUF that declares a pooling, or an encoder (non-causal attention: BERT and its kin), is an embedding model:
+    it only embeds. Any other model generates, and embeds only with a pooling asked for."""
+    arch = metadata.get("general.architecture", "")
+    declared = int(metadata.get(f"{arch}.pooling_type", "-1") or -1)
+    causal = metadata.get(f"{arch}.attention.causal", "true").strip().lower() not in ("false", "0")
+    asked = POOLINGS[pooling] if pooling is not None else None
+    if declared == 4:  # LLAMA_POOLING_TYPE_RANK: a reranker scores pairs, it does not embed
+        raise InvalidSettingError("this GGUF is a reranking model (rank pooling); llmclient does not run rerankers yet")
+    if declared in POOLINGS.values() or not causal:
+        chosen = asked if asked is not None else declared if declared in POOLINGS.values() else None
+        if chosen is None:
+            raise InvalidSettingError(
+                f"this {arch} encoder's GGUF declares no pooling; choose one with the builder's .pooling('mean') "
+                "(or 'cls'), as its model card says"
+            )
+        return False, chosen, causal
+    return True, asked, causal
+
+
+@dataclass
+class _Job:
+    texts: list[list[int]]
+    emit: Emit
+    cancelled: Callable[[], bool]
+    vectors: Any
+    """float32 (texts, dimension), filled as steps embed them."""
+    next: int = 0
+    """The first text not yet in a batch."""
+    done: int = 0
+    tokens: int = 0
+    """Tokens of all its texts."""
+
+
+class EmbedDecoder:
+    """One model's embedding context and the texts waiting in it. Not thread-safe: only the decode thread calls
+    `start`, `step` and `close`; `prepare` only reads the vocabulary (any thread)."""
+
+    def __init__(self, lib: Any, model: Any, *, pooling: int, max_tokens: int, causal: bool, threads: int,
+                 flash_attn: bool, verbose: bool) -> None:  # fmt: skip
+        from llama_cpp import _internals
+
+        quiet_pooling_note()
+        self._lib, self._model = lib, model
+        self.max_tokens = max_tokens
+        """The most tokens one text may have."""
+        self.pooling = pooling
+        n_batch = max(STEP_TOKENS, max_tokens)
+        params = lib.llama_context_default_params()
+        params.n_ctx = n_batch  # the cache holds one batch, or one long text read over steps; then it is cleared
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch if pooling != POOLINGS["last"] or not causal else min(n_batch, _LAST_UBATCH)
+        params.n_seq_max = min(n_batch, int(lib.llama_max_parallel_sequences()))
+        params.kv_unified = True
+        params.embeddings = True
+        params.pooling_type = pooling
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.no_perf = True
+        self._context: Any = _internals.LlamaContext(model=model, params=params, verbose=verbose)
+        self._ctx = self._context.ctx
+        self._sequences = int(params.n_seq_max)
+        self._memory = lib.llama_get_memory(self._ctx)  # None for an encoder without a cache
+        self.dimension = int(lib.llama_model_n_embd_out(model.model))
+        self._vocab = model.vocab
+        # a tokenizer that ends each text with a special token (BERT's [SEP], an end-of-text token) keeps it when a
+        # long text is cut
+        self._ends_special = bool(lib.llama_vocab_get_add_eos(self._vocab) or lib.llama_vocab_get_add_sep(self._vocab))
+        # last-token pooling reads the end-of-text token, which such models are trained to sum the text up in; where
+        # the tokenizer does not add it (Qwen3-Embedding's GGUF asks the caller to), it is added here
+        eos = int(lib.llama_vocab_eos(self._vocab))
+        self._eos = eos if pooling == POOLINGS["last"] and not self._ends_special and eos >= 0 else None
+        self._splits = pooling == POOLINGS["last"] and causal
+        """Whether a text longer than a step is read over several (the others must be whole in one micro-batch)."""
+        self._partial: _Job | None = None
+        """The request whose text is being read over several steps."""
+        self._fed = 0
+        """Tokens of that text in the cache."""
+        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        b = self._batch
+        self._token = numpy.ctypeslib.as_array(b.token, shape=(n_batch,))
+        self._pos = numpy.ctypeslib.as_array(b.pos, shape=(n_batch,))
+        self._nseq = numpy.ctypeslib.as_array(b.n_seq_id, shape=(n_batch,))
+        self._logits = numpy.ctypeslib.as_array(b.logits, shape=(n_batch,))
+        self._nseq[:] = 1
+        self._logits[:] = 1  # pooling reads every token's output
+        self._seq = b.seq_id
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self.decodes = 0
+        """`llama_decode` calls made so far (each embeds one batch of texts)."""
+
+    @property
+    def active(self) -> int:
+        return len(self._jobs)
+
+    def prepare(self, request: EmbedRequest) -> PreparedEmbed:
+        """Each text as tokens (with the tokenizer's own special tokens, reading none in the text itself)."""
+        texts: list[list[int]] = []
+        limit = self.max_tokens
+        for index, text in enumerate(request.texts):
+            tokens = list(self._model.tokenize(text.encode(), add_bos=True, special=False))
+            if self._eos is not None:
+                tokens.append(self._eos)
+            if not tokens:
+                raise InvalidRequestError(f"text {index} gives no tokens to embed; drop it or give it some text")
+            if len(tokens) > limit:
+                if not request.truncate:
+                    raise ContextOverflowError(
+                        f"text {index} of {len(request.texts)} is {len(tokens)} tokens but this model embeds at most "
+                        f"{limit}; shorten or split it, or pass truncate=True to embed its first {limit} tokens",
+                        prompt_tokens=len(tokens),
+                        n_ctx=limit,
+                    )
+                kept = self._ends_special or self._eos is not None
+                tokens = [*tokens[: limit - 1], tokens[-1]] if kept else tokens[:limit]
+            texts.append(tokens)
+        return PreparedEmbed(texts)
+
+    def start(self, prepared: PreparedEmbed, emit: Emit, cancelled: Callable[[], bool]) -> bool:
+        vectors = numpy.empty((len(prepared.texts), self.dimension), numpy.float32)
+        if not prepared.texts:
+            emit(Embedded(vectors, 0))
+            return True
+        self._jobs.append(_Job(prepared.texts, emit, cancelled, vectors, tokens=sum(map(len, prepared.texts))))
+        return True
+
+    def step(self) -> None:
+        """Embed one batch of the waiting texts, oldest first; hand each finished request its vectors."""
+        for job in [j for j in self._jobs if j.cancelled()]:
+            self._jobs.remove(job)
+            if job is self._partial:  # its first tokens are in the cache: start the next text afresh
+                self._partial, self._fed = None, 0
+                self._clear()
+            job.emit(Piece("", "cancelled"))
+        head = next((j for j in self._jobs if j.next < len(j.texts)), None)
+        if head is not None and self._splits and len(head.texts[head.next]) > STEP_TOKENS:
+            self._step_long(head)
+            return
+        rows: list[tuple[_Job, int]] = []
+        n = 0
+        for job in self._jobs:
+            while job.next < len(job.texts):
+                tokens = job.texts[job.next]
+                if rows and (n + len(tokens) > STEP_TOKENS or len(rows) == self._sequences):
+                    break
+                self._put(n, tokens, 0, len(rows))
+                rows.append((job, job.next))
+                job.next += 1
+                n += len(tokens)
+            else:
+                continue
+            break
+        if rows:
+            self._decode(rows, n)
+
+    def _step_long(self, job: _Job) -> None:
+        """The next `STEP_TOKENS` of a text too long for one step (last-token pooling only: the cache holds what
+        earlier steps read, and the last token, read in the last step, attends to all of it)."""
+        tokens = job.texts[job.next]
+        chunk = tokens[self._fed : self._fed + STEP_TOKENS]
+        self._put(0, chunk, self._fed, 0)
+        self._partial, self._fed = job, self._fed + len(chunk)
+        if self._fed < len(tokens):
+            self._decode([], len(chunk))
+        else:
+            job.next += 1
+            self._partial, self._fed = None, 0
+            self._decode([(job, job.next - 1)], len(chunk))
+
+    def _put(self, n: int, tokens: list[int], first_pos: int, seq_id: int) -> None:
+        """Write `tokens` into the batch from row `n` on, in sequence `seq_id`, from position `first_pos`."""
+        end = n + len(tokens)
+        self._token[n:end] = tokens
+        self._pos[n:end] = numpy.arange(first_pos, first_pos + len(tokens))
+        seq = self._seq
+        for i in range(n, end):
+            seq[i][0] = seq_id
+
+    def _decode(self, rows: list[tuple[_Job, int]], n: int) -> None:
+        """Decode the batch's first `n` tokens and keep the pooled vector of each of `rows` (sequence i is row i);
+        with no rows, a part of a long text, whose tokens stay in the cache."""
+        self._batch.n_tokens = n
+        self.decodes += 1
+        status = int(self._lib.llama_decode(self._ctx, self._batch))
+        try:
+            if status != 0:
+                raise GenerationError(f"embedding failed: llama_decode returned {status}")
+            for seq_id, (job, index) in enumerate(rows):
+                pooled = self._lib.llama_get_embeddings_seq(self._ctx, seq_id)
+                if not pooled:
+                    raise GenerationError("embedding failed: llama.cpp gave no pooled vector")
+                job.vectors[index] = numpy.ctypeslib.as_array(pooled, shape=(self.dimension,))
+                job.done += 1
+        except GenerationError as error:
+            failed = {id(j): j for j, _ in rows}
+            if self._partial is not None:
+                failed[id(self._partial)] = self._partial
+                self._partial, self._fed = None, 0
+            for job in failed.values():
+                self._jobs.remove(job)
+                job.emit(error)
+        if rows or self._partial is None:
+            self._clear()
+        while self._jobs and self._jobs[0].done == len(self._jobs[0].texts):
+            job = self._jobs.popleft()
+            job.emit(Embedded(job.vectors, job.tokens))
+
+    def _clear(self) -> None:
+        if self._memory is not None:
+            self._lib.llama_memory_clear(self._memory, True)
+
+    def set_threads(self, n: int) -> None:
+        self._lib.llama_set_n_threads(self._ctx, n, n)
+
+    def close(self) -> None:
+        """Fail what waits (the model is closing) and free the batch and the context."""
+        for job in self._jobs:
+            job.emit(Piece("", "cancelled"))
+        self._jobs.clear()
+        self._lib.llama_batch_free(self._batch)
+        self._context.close()
