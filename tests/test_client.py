@@ -55,8 +55,10 @@ async def test_leaving_a_stream_early_or_cancelling_a_chat_frees_the_model(engin
     answer = await client.chat("What is the capital of France? Answer in one word.", max_tokens=16)
     # freed at the next token: it waited less than its own short answer took (the stream had 190 tokens to go)
     assert "Paris" in answer.text and answer.timings.queued < answer.timings.total - answer.timings.queued
-    if running(client):  # on a loaded machine a generation thread may see its cancel only after that short answer
-        await client.chat("Say hi.", max_tokens=8)  # a second short answer: far fewer tokens than either had to go
+    for _ in range(4):  # on a loaded machine a generation thread may see its cancel only some tokens later: up to
+        if not running(client):  # four short answers (32 tokens), far fewer than either request had to go (hundreds)
+            break
+        await client.chat("Say hi.", max_tokens=8)
     assert running(client) == 0, "the stream left early, or the chat cancelled, is not still generating"
 
 
@@ -220,7 +222,9 @@ async def test_a_timeout_stops_the_request(engine_client: LlmClient) -> None:
     quick = await client.chat("What is the capital of France? One word.", max_tokens=8)
     waited, took = quick.timings.queued, quick.timings.total - quick.timings.queued
     assert "Paris" in quick.text and waited < took, f"the timed-out request stopped at once: {waited=} {took=}"
-    if running(client):  # as above: a thread slow to see its cancel has one more short answer's time
+    for _ in range(4):  # as above: a thread slow to see its cancel has up to four short answers' time (32 of 800)
+        if not running(client):
+            break
         await client.chat("Say hi.", max_tokens=8)
     assert running(client) == 0, "the timed-out request is not still generating"
 
