@@ -7,12 +7,17 @@ Systems, each in its own process (a llama.cpp context's idle threads would steal
   an `anyio.Lock` (a `Llama` is not thread-safe), so requests run one after another;
 - `llama_cpp.server`: llama-cpp-python's OpenAI-compatible server under uvicorn on 127.0.0.1, streamed over
   HTTP with httpx (needs `pip install 'llama-cpp-python[server]' httpx`).
+- `llama-server`: llama.cpp's own C++ server (`scripts/build_llama_server.py`'s, or `--llama-server PATH`, e.g.
+  one built with CUDA), started per level with N slots sharing one KV cache of N x 1024 tokens (`-np N -c
+  N*1024 -kvu`, flash attention on, as our engine's plan), streamed over HTTP with httpx;
+  `llmclient.remote`: the same server driven by `LlmClient.remote(url).stream(...)`.
 
 Same model (the real SmolLM2 file by default), prompts, greedy decoding, `--tokens` per request and threads.
 Per level: aggregate tokens/s (tokens received / wall time), p50/p99 time to first token and request latency,
 and how many requests came back with a full answer. `--plot FILE` draws aggregate tokens/s against N.
 
     python bench/concurrency.py [--model PATH] [--levels 1,2,4,8,16,32] [--tokens 64] [--gpu] [--plot FILE]
+        [--systems llmclient,llama-server,llmclient.remote] [--llama-server PATH]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import anyio
 from _common import free_port, llama_server_command, pct, prompt
 
 SYSTEMS = ("llmclient", "to_thread + lock", "llama_cpp.server")
+MORE = ("llama-server", "llmclient.remote")  # need a built llama-server
 
 
 Request = Callable[[int], Awaitable[tuple[float, float, int]]]
@@ -137,6 +143,58 @@ async def system_server(model: Path, levels: list[int], tokens: int, threads: in
         server.wait()
 
 
+async def system_cpp_server(
+    model: Path, levels: list[int], tokens: int, threads: int, gpu: bool, *, ours: bool = False
+) -> list[Any]:
+    """llama.cpp's C++ llama-server, one process per level with `n` slots; raw httpx, or `ours`: llmclient.remote."""
+    import httpx
+
+    from llmclient import LlmClient
+    from llmclient.testing.llama_server import LlamaServer
+
+    binary = Path(os.environ["BENCH_LLAMA_SERVER"]) if os.environ.get("BENCH_LLAMA_SERVER") else None
+    out = []
+    for n in levels:
+        flags = ["-kvu", "-fa", "on", "-ngl", "99" if gpu else "0", "-b", str(max(512, n))]
+        with LlamaServer(model, parallel=n, ctx=1024 * n, threads=threads, args=flags, binary=binary) as server:
+            if ours:
+                async with await LlmClient.remote(server.url).temperature(0.0).init() as client:
+
+                    async def request(i: int, client: LlmClient = client) -> tuple[float, float, int]:
+                        start, first, count = time.perf_counter(), 0.0, 0
+                        async for chunk in client.stream(prompt(i), max_tokens=tokens):
+                            if chunk.text:
+                                count += 1
+                                first = first or time.perf_counter()
+                        return first - start, time.perf_counter() - start, count
+
+                    await client.chat("Hi", max_tokens=4)
+                    out.append(await run_level(request, n))
+                continue
+            async with httpx.AsyncClient(base_url=server.url, timeout=600) as http:
+
+                async def request(i: int, http: httpx.AsyncClient = http) -> tuple[float, float, int]:
+                    start, first, count = time.perf_counter(), 0.0, 0
+                    body = {"messages": prompt(i), "stream": True, "max_tokens": tokens, "temperature": 0.0}
+                    async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+                        async for line in response.aiter_lines():
+                            if not line.startswith("data: ") or line == "data: [DONE]":
+                                continue
+                            choices = json.loads(line[6:]).get("choices") or [{}]
+                            if choices[0].get("delta", {}).get("content"):
+                                count += 1
+                                first = first or time.perf_counter()
+                    return (first or time.perf_counter()) - start, time.perf_counter() - start, count
+
+                await request(0)
+                out.append(await run_level(request, n))
+    return out
+
+
+async def system_remote(model: Path, levels: list[int], tokens: int, threads: int, gpu: bool) -> list[Any]:
+    return await system_cpp_server(model, levels, tokens, threads, gpu, ours=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -145,6 +203,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--gpu", action="store_true", help="everything on the GPU (llmclient's plan does it itself)")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--llama-server",
+        type=Path,
+        default=None,
+        help="the llama-server binary for the llama-server systems (default: the built one)",
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     parser.add_argument("--from-json", type=Path, default=None, help="table and plot from a --json file; runs nothing")
@@ -165,10 +229,13 @@ def main() -> None:
         args.threads = threads_for(detect(), fully_offloaded=args.gpu)
     if args.one:
         runner = {"llmclient": system_llmclient, "to_thread + lock": system_to_thread,
-                  "llama_cpp.server": system_server}[args.one]  # fmt: skip
+                  "llama_cpp.server": system_server, "llama-server": system_cpp_server,
+                  "llmclient.remote": system_remote}[args.one]  # fmt: skip
         print(json.dumps(anyio.run(runner, args.model, levels, args.tokens, args.threads, args.gpu)), flush=True)
         os._exit(0)  # a CUDA context's teardown can crash at exit; the results are out
     results: dict[str, list[Any]] = {}
+    if args.llama_server:
+        os.environ["BENCH_LLAMA_SERVER"] = str(args.llama_server.resolve())
     for system in args.systems.split(","):
         gpu_flag = ["--gpu"] if args.gpu else []
         command = [sys.executable, __file__, "--one", system, "--model", str(args.model), "--levels", args.levels,
@@ -182,6 +249,8 @@ def main() -> None:
     import llama_cpp
 
     gpu_arg = " --gpu" if args.gpu else ""
+    if args.systems != ",".join(SYSTEMS):
+        gpu_arg += f" --systems {args.systems}"
     report(args, results, f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
            f"llama-cpp-python {llama_cpp.__version__}; {'GPU' if args.gpu else 'CPU'}; command: `python "
            f"bench/concurrency.py --levels {args.levels} --tokens {args.tokens}{gpu_arg}`")  # fmt: skip

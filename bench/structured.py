@@ -14,11 +14,13 @@ max_tokens, so each free request gets as its max_tokens the length of the constr
 (measured once per model and concurrency, before the rounds). Then tokens/s = completion tokens of all requests /
 their wall time (first call to last answer), the same prompts read and the same number of tokens written, after
 one warm-up request (which also builds llguidance's tokenizer: ~0.3 s at 49k tokens, ~1 s at 262k). "valid":
-answers that parse as JSON and validate against the schema. max(8, concurrency) requests per run.
+answers that parse as JSON and validate against the schema. max(8, concurrency) requests per run, or
+`--requests N` (e.g. 64 at 16 at once: queued requests take the rows others free, so the aggregate is the steady
+state, not one batch's longest answer).
 `llmclient+schema-noff`: the same as `llmclient+schema` with `LLMCLIENT_JUMP_FORWARD=0`, each forced token
 decoded in a step of its own (the schema's keys, quotes and separators are 27 of a 46-token answer).
 
-    python bench/structured.py [--models smollm2,262k,PATH] [--levels 1,8] [--rounds 3] [--tokens 160]
+    python bench/structured.py [--models smollm2,262k,PATH] [--levels 1,8] [--rounds 3] [--tokens 160] [--requests N]
 
 `262k`: a synthetic model with Gemma 3's vocabulary size (SmolLM2's tokenizer grown to 262,144 tokens, random
 weights, `llmclient.testing.synthetic`), written once into the temp folder.
@@ -197,6 +199,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=160)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: the plan's)")
+    parser.add_argument("--requests", type=int, default=None, help="requests per run (default: max(8, at once))")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
@@ -212,6 +215,10 @@ def main() -> None:
         child(args.one, args.model, args.level, json.loads(args.budgets), args.threads)
         return
     systems = args.systems.split(",")
+
+    def count(level: int) -> int:
+        return args.requests or max(8, level)
+
     folder = Path(tempfile.gettempdir()) / "llmclient-bench-structured"
     folder.mkdir(exist_ok=True)
     cases = []
@@ -225,13 +232,13 @@ def main() -> None:
     lengths: dict[tuple[str, int], list[int]] = {}  # the constrained answers' lengths, for the free requests
     for name, path, _, level in cases:
         if (name, level) not in lengths:
-            calibrated = run_one("llmclient+schema", path, level, [args.tokens] * max(8, level), args)
+            calibrated = run_one("llmclient+schema", path, level, [args.tokens] * count(level), args)
             assert calibrated is not None, f"the constrained calibration run failed on {name}"
             lengths[(name, level)] = calibrated["lengths"]
     for i in range(args.rounds):
         for name, path, system, level in cases[i % len(cases) :] + cases[: i % len(cases)]:  # rotate the order
             free = "+schema" not in system
-            budgets = lengths.get((name, level), lengths.get((name, 1), [])) if free else [args.tokens] * max(8, level)
+            budgets = lengths.get((name, level), lengths.get((name, 1), [])) if free else [args.tokens] * count(level)
             if free and system.startswith("llama_cpp"):  # one at a time: the lengths of the one-at-a-time answers
                 budgets = lengths.get((name, 1), budgets)
             result = run_one(system, path, level, budgets, args)
@@ -243,7 +250,8 @@ def main() -> None:
                       file=sys.stderr, flush=True)  # fmt: skip
     command = f"python bench/structured.py {' '.join(sys.argv[1:])}"
     print(f"Machine: {os.cpu_count()} logical CPUs, {args.threads} threads for all; {args.rounds} rounds; constrained "
-          f"answers up to {args.tokens} tokens, free ones as long as those; max(8, concurrency) requests; "
+          f"answers up to {args.tokens} tokens, free ones as long as those; {args.requests or 'max(8, concurrency)'} "
+          "requests; "
           f"`{command}` ({(time.perf_counter() - started) / 60:.1f} min)\n")  # fmt: skip
     print("| model | system | at once | tokens/s, median (min-max) | to free | tokens | wall, s | valid | finished |")
     print("|---|---|---|---|---|---|---|---|---|")
