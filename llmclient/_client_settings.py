@@ -1,8 +1,8 @@
 """`ClientSettings`: what every builder configures about the client over its engine, whatever the engine.
 
-The sampling defaults (`temperature`, `max_tokens`, ...), the system prompt and `max_queue` mean the same for a
-llama.cpp model and for a remote server, so both builders inherit them from here (one table of ranges:
-`llmclient.sampling`). Each method returns a changed copy; the builder stays immutable.
+The sampling defaults (`temperature`, `max_tokens`, ...), the system prompt, `max_queue` and the embedding
+prefixes mean the same for a llama.cpp model and for a remote server, so both builders inherit them from here
+(one table of ranges: `llmclient.sampling`). Each method returns a changed copy; the builder stays immutable.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class ClientSettings:
     _system_prompt: str | None = None
     _max_queue: int | None = None
     _sampling: Sampling = field(default_factory=Sampling)
+    _embed_prefixes: tuple[tuple[str, str], ...] | None = None
 
     def system_prompt(self, text: str) -> Self:
         """A system message put first in every chat that has none."""
@@ -36,6 +37,11 @@ class ClientSettings:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidSettingError(f"max_queue must be a whole number >= 0, got {n!r}")
         return replace(self, _max_queue=n)
+
+    def embed_prefixes(self, *, query: str = "", document: str = "") -> Self:
+        """What `embed(kind="query")` and `embed(kind="document")` put before each text, replacing the preset's
+        (e.g. `query="search_query: ", document="search_document: "` for nomic-embed-text, local or served)."""
+        return replace(self, _embed_prefixes=(("query", query), ("document", document)))
 
     def _with(self, **sampling: Any) -> Self:
         # a request checks the same fields with the same table (`Sampling`): a default it would refuse is refused

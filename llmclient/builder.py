@@ -245,7 +245,6 @@ class LlamaCppConfig(ModelConfig):
     _chat_format: str | None = None
     _chat_template: str | None = None
     _pooling: str | None = None
-    _embed_prefixes: tuple[tuple[str, str], ...] | None = None
 
     def pooling(self, kind: str) -> Self:
         """How to pool a text's tokens into one vector: `mean`, `cls` or `last`. An embedding model's GGUF (and its
@@ -253,11 +252,6 @@ class LlamaCppConfig(ModelConfig):
         if kind not in POOLINGS:
             raise InvalidSettingError(f"pooling must be one of {', '.join(POOLINGS)}, got {kind!r}")
         return replace(self, _pooling=kind)
-
-    def embed_prefixes(self, *, query: str = "", document: str = "") -> Self:
-        """What `embed(kind="query")` and `embed(kind="document")` put before each text, replacing the preset's
-        (e.g. `query="search_query: ", document="search_document: "` for nomic-embed-text)."""
-        return replace(self, _embed_prefixes=(("query", query), ("document", document)))
 
     def gpu_layers(self, n: int) -> Self:
         """Offload exactly `n` layers (llama.cpp's count: block_count + 1 is everything)."""

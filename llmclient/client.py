@@ -315,7 +315,8 @@ class RemoteBuilder(RemoteConfig, _InitSync):
     async def init(self) -> LlmClient:
         """Ask the servers for their models (and slots): the client over them, ready to answer."""
         engine = await self.load()
-        return LlmClient(engine, defaults=self._sampling, system_prompt=self._system_prompt, max_queue=self._max_queue)
+        return LlmClient(engine, defaults=self._sampling, system_prompt=self._system_prompt, max_queue=self._max_queue,
+                         embed_prefixes=dict(self._embed_prefixes or ()))  # fmt: skip
 
 
 class SyncLlmClient(SyncWorkflows, SyncEmbeddings, AbstractContextManager["SyncLlmClient"]):

@@ -1550,11 +1550,8 @@ PRESETS: tuple[Preset, ...] = (
         context_length=512,
         base_repo="BAAI/bge-small-en-v1.5",
         aliases=("bge_small",),
-        source="code-index id 45290129505: https://huggingface.co/CompendiumLabs/bge-small-en-v1.5-gguf/resolve/main/bge-small-en-v1.5-q8_0.gguf (with its sha256); code-index id 57021265365: repo CompendiumLabs/bge-small-en-v1.5-gguf, file bge-small-en-v1.5-q8_0.gguf, expectedDimension 384",
-        unconfirmed=(
-            "CLS pooling, 512 tokens and the query instruction are from memory of BAAI's model card, not seen in a stored source.",
-            "f16 file name inferred from the repo's lowercase naming.",
-        ),
+        source="code-index id 45290129505: https://huggingface.co/CompendiumLabs/bge-small-en-v1.5-gguf/resolve/main/bge-small-en-v1.5-q8_0.gguf (with its sha256); code-index id 57021265365: repo CompendiumLabs/bge-small-en-v1.5-gguf, file bge-small-en-v1.5-q8_0.gguf, expectedDimension 384; checked: BAAI/bge-small-en-v1.5 1_Pooling/config.json (pages): pooling_mode_cls_token true, 384 dims; FlagEmbedding README: query instruction 'Represent this sentence for searching relevant passages: ', none for passages; xorbitsai docs: max tokens 512; license mit",
+        unconfirmed=("f16 file name inferred from the repo's lowercase naming.",),
         inferred_files={"F16": "bge-small-en-v1.5-f16.gguf"},
         embedding=Embedding("cls", 384, 512, "Represent this sentence for searching relevant passages: ", ""),
     ),
@@ -1569,11 +1566,8 @@ PRESETS: tuple[Preset, ...] = (
         context_length=512,
         base_repo="sentence-transformers/all-MiniLM-L6-v2",
         aliases=("all_minilm", "minilm"),
-        source="code-index id 56401342404: https://huggingface.co/second-state/All-MiniLM-L6-v2-Embedding-GGUF/resolve/main/all-MiniLM-L6-v2-Q8_0.gguf (embedding only, 384 dims); code-index id 57721252930: llama_cpp.Llama(all-MiniLM-L6-v2-Q8_0.gguf, embedding=True)",
-        unconfirmed=(
-            "Mean pooling and the 256-token training length (512 position embeddings) from memory of the sentence-transformers card.",
-            "Other quant files of the repo not seen.",
-        ),
+        source="code-index id 56401342404: https://huggingface.co/second-state/All-MiniLM-L6-v2-Embedding-GGUF/resolve/main/all-MiniLM-L6-v2-Q8_0.gguf (embedding only, 384 dims); code-index id 57721252930: llama_cpp.Llama(all-MiniLM-L6-v2-Q8_0.gguf, embedding=True); checked: sentence-transformers/all-MiniLM-L6-v2 card (pages): mean pooling, 384 dims, no prefixes, apache-2.0; its discussion 101: max_seq_length 256 over the architecture's 512; second-state repo tree: all-MiniLM-L6-v2-Q8_0.gguf 25 MB, f16 as all-MiniLM-L6-v2-ggml-model-f16.gguf",
+        unconfirmed=("The repo's other quants (Q2_K to Q6_K) were seen in a listing without their exact file names.",),
         embedding=Embedding("mean", 384, 256),
     ),
     Preset(
@@ -1614,8 +1608,10 @@ PRESETS: tuple[Preset, ...] = (
         base_repo="google/embeddinggemma-300m",
         gated=True,
         aliases=("embeddinggemma",),
-        source="code-index ids 51913653934, 3902595034: hf:ggml-org/embeddinggemma-300M-GGUF/embeddinggemma-300M-Q8_0.gguf; code-index id 71204539189: single file embeddinggemma-300M-Q8_0.gguf, 333,590,944 bytes; code-index id 67058965399: sha256 b5ce9d77a3fc4b3b39ccb5643c36777911cc4eb46a66962eadfa3f5f60490d63; pages (google/embeddinggemma-300m card): 308M parameters, 2048 tokens, 768 dims (MRL 512/256/128), mean pooling, prompts 'task: search result | query: ' and 'title: none | text: ', access needs the license accepted",
-        unconfirmed=("Whether the ggml-org GGUF repo itself is gated (the original is).",),
+        source="code-index ids 51913653934, 3902595034: hf:ggml-org/embeddinggemma-300M-GGUF/embeddinggemma-300M-Q8_0.gguf; code-index id 71204539189: single file embeddinggemma-300M-Q8_0.gguf, 333,590,944 bytes; code-index id 67058965399: sha256 b5ce9d77a3fc4b3b39ccb5643c36777911cc4eb46a66962eadfa3f5f60490d63; pages (google/embeddinggemma-300m card): 308M parameters, 2048 tokens, 768 dims (MRL 512/256/128), mean pooling, prompts 'task: search result | query: ' and 'title: none | text: ', access needs the license accepted; checked: Google's EmbeddingGemma blog and card (pages): mean pooling, then Dense 768->3072->768 and Normalize (llama.cpp reads the Dense layers since PR 16367, Oct 2025), 2048 tokens, 768 dims; sentence-transformers prompts config: 'task: search result | query: ', 'title: none | text: '",
+        unconfirmed=(
+            "Whether the ggml-org GGUF repo itself is gated (the original is); several projects download it with plain curl and no token.",
+        ),
         embedding=Embedding("mean", 768, 2048, "task: search result | query: ", "title: none | text: "),
     ),
 )

@@ -22,6 +22,7 @@ import anyio
 import httpx
 
 from llmclient.backends import Capabilities, GenerateRequest, Piece
+from llmclient.backends.remote._embed import RemoteEmbeddings
 from llmclient.backends.remote._probe import Probed, chosen_model, healthy, probe, unreachable
 from llmclient.backends.remote._replicas import Replica, ReplicaStats
 from llmclient.backends.remote._routing import Dispatcher, affinity_key
@@ -50,8 +51,9 @@ _CLOSE_WAIT = 1.0
 """Seconds a response's close may take (it runs shielded from the caller's cancellation)."""
 
 
-class RemoteEngine:
-    """OpenAI-compatible servers as one engine: `await RemoteEngine.connect(["http://a:8080", "http://b:8080"])`.
+class RemoteEngine(RemoteEmbeddings):
+    """OpenAI-compatible servers as one engine: `await RemoteEngine.connect(["http://a:8080", "http://b:8080"])`;
+    it chats and streams, and embeds through the servers' `/v1/embeddings` (`embed`).
 
     Usually made by `LlmClient.remote(...).init()`."""
 
@@ -80,6 +82,7 @@ class RemoteEngine:
         self._capabilities = Capabilities(
             structured_output=True,
             tools=tools,
+            embeddings=True,  # asked of the servers: one that does not embed says so (UnsupportedFeatureError)
             parallel=None if None in capacities else sum(c for c in capacities if c is not None),
         )
 
@@ -146,8 +149,9 @@ class RemoteEngine:
     @property
     def capabilities(self) -> Capabilities:
         """JSON Schema output; tools (passed to the server) unless a server says its template takes none (a
-        request with tools is then refused, not silently answered without them); `parallel`: the replicas'
-        capacities together."""
+        request with tools is then refused, not silently answered without them); embeddings (a server without
+        them refuses the first `embed`: `UnsupportedFeatureError`); `parallel`: the replicas' capacities
+        together."""
         return self._capabilities
 
     def stats(self) -> tuple[ReplicaStats, ...]:
