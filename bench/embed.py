@@ -2,6 +2,7 @@
 an embedding model used in turn in one process against each alone.
 
     python bench/embed.py [--model PATH] [--threads 2] [--rounds 3] [--short 1000] [--long 100] [--parts all]
+    python bench/embed.py --parts side-by-side --rounds 6   # both systems in one process, alternating
 
 Every measurement runs in a fresh process (two llama.cpp users in one process would each start a team of compute
 threads, which slows both), in an order that alternates each round; a figure is read as a ratio against the other
@@ -10,6 +11,10 @@ system's in the same round. Embeddings: `short` texts are one sentence (~20 toke
 time and a warm-up text are not timed. Alternation: the chat model answers greedily (64 tokens), the embedding
 model embeds 100 short texts, `--turns` times each; alone, each does its part in a process without the other.
 llmclient's numpy variant (`embed_array`) is timed on the short texts too.
+
+`side-by-side` (not part of `all`): both systems loaded in one process and used in turn, never at once, each set
+measured on one then the other with the order swapped every round: seconds apart instead of a process start and a
+load apart, for a machine whose speed drifts between runs (one compute team idles while the other works).
 """
 
 from __future__ import annotations
@@ -120,6 +125,44 @@ def _alternate(model: Path, threads: int, mode: str, turns: int) -> dict[str, An
     return anyio.run(run)
 
 
+def _side_by_side(model: Path, threads: int, sets: dict[str, list[str]], rounds: int) -> None:
+    """Both systems in this process, in turn: each round embeds each set with one, then the other."""
+    import anyio
+    import llama_cpp
+
+    from llmclient import LlmClient
+
+    async def run() -> None:
+        async with await LlmClient.from_path(model, pooling="mean", threads=threads, ctx=2048) as client:
+            await client.embed("warm-up text")
+            llm = llama_cpp.Llama(
+                str(model), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=2048,
+                n_batch=512, n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False,
+            )  # fmt: skip
+            llm.embed("warm-up text", normalize=True)
+            ratios: dict[str, list[float]] = {name: [] for name in sets}
+            for r in range(rounds):
+                for name, texts in sets.items():
+                    rate: dict[str, float] = {}
+                    for system in ("llmclient", "llama-cpp-python")[:: 1 if r % 2 == 0 else -1]:
+                        began = time.perf_counter()
+                        if system == "llmclient":
+                            await client.embed(texts)
+                        else:
+                            llm.embed(texts, normalize=True)
+                        rate[system] = len(texts) / (time.perf_counter() - began)
+                    ratio = rate["llmclient"] / rate["llama-cpp-python"]
+                    ratios[name].append(ratio)
+                    print(f"round {r + 1} {name:5}: llmclient {rate['llmclient']:8.1f} texts/s, llama-cpp-python "
+                          f"{rate['llama-cpp-python']:8.1f} texts/s, ratio {ratio:.3f}", flush=True)  # fmt: skip
+            llm.close()
+            for name, values in ratios.items():
+                print(f"{name} texts, side by side: ratio median {statistics.median(values):.3f}, range "
+                      f"{min(values):.3f}-{max(values):.3f}")  # fmt: skip
+
+    anyio.run(run)
+
+
 def _child(argv: list[str]) -> dict[str, Any]:
     line = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True).stdout
     return json.loads(line.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -137,7 +180,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=1000)
     parser.add_argument("--long", type=int, default=100)
     parser.add_argument("--turns", type=int, default=5)
-    parser.add_argument("--parts", default="all", choices=["all", "peers", "alternation"])
+    parser.add_argument("--parts", default="all", choices=["all", "peers", "alternation", "side-by-side"])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model is None:
@@ -165,6 +208,10 @@ def main() -> None:
     common = ["--model", str(args.model), "--threads", str(args.threads), "--short", str(args.short), "--long",
               str(args.long), "--turns", str(args.turns)]  # fmt: skip
     print(f"model {args.model.name}, {args.threads} threads, {args.rounds} rounds")
+    if args.parts == "side-by-side":
+        _side_by_side(args.model, args.threads, {"short": short_texts(args.short), "long": long_texts(args.long)},
+                      args.rounds)  # fmt: skip
+        return
     if args.parts in ("all", "peers"):
         ratios: dict[str, list[float]] = {"short": [], "long": []}
         for r in range(args.first_round - 1, args.first_round - 1 + args.rounds):
