@@ -160,7 +160,7 @@ async def system_cpp_server(
             if ours:
                 async with await LlmClient.remote(server.url).temperature(0.0).init() as client:
 
-                    async def request(i: int, client: LlmClient = client) -> tuple[float, float, int]:
+                    async def remote_request(i: int, client: LlmClient = client) -> tuple[float, float, int]:
                         start, first, count = time.perf_counter(), 0.0, 0
                         async for chunk in client.stream(prompt(i), max_tokens=tokens):
                             if chunk.text:
@@ -169,7 +169,7 @@ async def system_cpp_server(
                         return first - start, time.perf_counter() - start, count
 
                     await client.chat("Hi", max_tokens=4)
-                    out.append(await run_level(request, n))
+                    out.append(await run_level(remote_request, n))
                 continue
             async with httpx.AsyncClient(base_url=server.url, timeout=600) as http:
 
