@@ -294,3 +294,34 @@ async def test_a_fake_engine_embeds_for_tests_of_code_that_embeds() -> None:
     assert len(first) == 2 and len(first[0]) == 16 and numpy.allclose(numpy.linalg.norm(first, axis=1), 1.0)
     assert numpy.allclose(first[0], again[0]) and not numpy.allclose(first[0], first[1])
     assert [r.texts for r in engine.embedded] == [("q: alpha", "q: beta"), ("q: alpha",)]
+
+
+async def test_a_text_longer_than_a_step_is_pooled_whole_in_a_context_of_its_own(smollm2: Path) -> None:
+    """Mean pooling needs a whole text in one micro-batch: a text past `STEP_TOKENS` goes alone to a second context
+    sized for the longest text, made when the first one comes; short texts keep the step-sized one."""
+    import llama_cpp
+
+    long_text = " ".join(
+        f"Line {i}: the {('fox', 'owl', 'heron')[i % 3]} crossed the river at dawn." for i in range(70)
+    )
+    async with await LlmClient.from_path(smollm2, ctx=2048, pooling="mean") as client:
+        embedder = _embedder(client)
+        short = await client.embed_array(TEXTS)
+        assert embedder._long is None  # no long text yet: no second context
+        (length,) = [len(t) for t in embedder.prepare(EmbedRequest((long_text,))).texts]
+        mixed = await client.embed_array([TEXTS[0], long_text, TEXTS[1]])
+        assert embedder._long is not None
+        alone = await client.embed_array(long_text)
+    reference = llama_cpp.Llama(
+        str(smollm2), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=2048, n_batch=2048,
+        n_ubatch=2048, verbose=False,
+    )  # fmt: skip
+    try:
+        theirs = numpy.asarray(reference.embed(long_text, normalize=True), numpy.float32)
+    finally:
+        reference.close()
+    assert STEP_TOKENS < length <= 2048
+    assert float(alone[0] @ theirs) > 0.999  # the whole text's mean, as llama.cpp pools it in one micro-batch
+    assert numpy.abs(mixed[1] - alone[0]).max() < TOLERANCE
+    assert numpy.abs(mixed[[0, 2]] - short[:2]).max() < TOLERANCE  # the short ones around it: as without it
+    assert float(short[0] @ alone[0]) < 0.99
