@@ -296,6 +296,11 @@ async def test_a_fake_engine_embeds_for_tests_of_code_that_embeds() -> None:
     assert [r.texts for r in engine.embedded] == [("q: alpha", "q: beta"), ("q: alpha",)]
 
 
+def second_context(embedder: EmbedDecoder) -> object:
+    """The decoder's context for texts longer than a step (None until one came)."""
+    return embedder._long
+
+
 async def test_a_text_longer_than_a_step_is_pooled_whole_in_a_context_of_its_own(smollm2: Path) -> None:
     """Mean pooling needs a whole text in one micro-batch: a text past `STEP_TOKENS` goes alone to a second context
     sized for the longest text, made when the first one comes; short texts keep the step-sized one."""
@@ -307,10 +312,10 @@ async def test_a_text_longer_than_a_step_is_pooled_whole_in_a_context_of_its_own
     async with await LlmClient.from_path(smollm2, ctx=2048, pooling="mean") as client:
         embedder = _embedder(client)
         short = await client.embed_array(TEXTS)
-        assert embedder._long is None  # no long text yet: no second context
+        assert second_context(embedder) is None  # no long text yet: no second context
         (length,) = [len(t) for t in embedder.prepare(EmbedRequest((long_text,))).texts]
         mixed = await client.embed_array([TEXTS[0], long_text, TEXTS[1]])
-        assert embedder._long is not None
+        assert second_context(embedder) is not None
         alone = await client.embed_array(long_text)
     reference = llama_cpp.Llama(
         str(smollm2), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=2048, n_batch=2048,
