@@ -23,6 +23,7 @@ and how many requests came back with a full answer. `--plot FILE` draws aggregat
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -59,6 +60,16 @@ async def run_level(request: Request, n: int) -> dict[str, Any]:
     return {"n": n, "wall": wall, "results": results}
 
 
+async def streamed(client: Any, tokens: int, i: int) -> tuple[float, float, int]:
+    """Request i through an `LlmClient` (any engine), streamed: (time to first token, latency, tokens)."""
+    start, first, count = time.perf_counter(), 0.0, 0
+    async for chunk in client.stream(prompt(i), max_tokens=tokens):
+        if chunk.text:
+            count += 1
+            first = first or time.perf_counter()
+    return first - start, time.perf_counter() - start, count
+
+
 async def system_llmclient(model: Path, levels: list[int], tokens: int, threads: int, gpu: bool) -> list[Any]:
     from llmclient import LlmClient
 
@@ -68,15 +79,7 @@ async def system_llmclient(model: Path, levels: list[int], tokens: int, threads:
         async with await LlmClient.from_path(model, **settings) as client:
             await client.chat("Hi", max_tokens=4)
 
-            async def request(i: int, client: LlmClient = client) -> tuple[float, float, int]:
-                start, first, count = time.perf_counter(), 0.0, 0
-                async for chunk in client.stream(prompt(i), max_tokens=tokens):
-                    if chunk.text:
-                        count += 1
-                        first = first or time.perf_counter()
-                return first - start, time.perf_counter() - start, count
-
-            out.append(await run_level(request, n))
+            out.append(await run_level(functools.partial(streamed, client, tokens), n))
     return out
 
 
@@ -159,17 +162,8 @@ async def system_cpp_server(
         with LlamaServer(model, parallel=n, ctx=1024 * n, threads=threads, args=flags, binary=binary) as server:
             if ours:
                 async with await LlmClient.remote(server.url).temperature(0.0).init() as client:
-
-                    async def remote_request(i: int, client: LlmClient = client) -> tuple[float, float, int]:
-                        start, first, count = time.perf_counter(), 0.0, 0
-                        async for chunk in client.stream(prompt(i), max_tokens=tokens):
-                            if chunk.text:
-                                count += 1
-                                first = first or time.perf_counter()
-                        return first - start, time.perf_counter() - start, count
-
                     await client.chat("Hi", max_tokens=4)
-                    out.append(await run_level(remote_request, n))
+                    out.append(await run_level(functools.partial(streamed, client, tokens), n))
                 continue
             async with httpx.AsyncClient(base_url=server.url, timeout=600) as http:
 

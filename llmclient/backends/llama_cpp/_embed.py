@@ -106,7 +106,7 @@ class EmbedDecoder:
         """The most tokens one text may have."""
         self.pooling = pooling
         self._threads = threads
-        self._options = {"flash_attn": flash_attn, "verbose": verbose}
+        self._flash_attn, self._verbose = flash_attn, verbose
         self._splits = pooling == POOLINGS["last"] and causal
         """Whether a text longer than a step is read over several (the others must be whole in one micro-batch)."""
         n_batch = max(STEP_TOKENS, max_tokens)
@@ -156,10 +156,10 @@ class EmbedDecoder:
         params.embeddings = True
         params.pooling_type = self.pooling
         params.n_threads = params.n_threads_batch = self._threads
-        enabled = self._options["flash_attn"]
-        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if enabled else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        on = self._flash_attn
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if on else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
-        owner = _internals.LlamaContext(model=self._model, params=params, verbose=self._options["verbose"])
+        owner = _internals.LlamaContext(model=self._model, params=params, verbose=self._verbose)
         # None for an encoder without a cache
         return _Context(owner, owner.ctx, lib.llama_get_memory(owner.ctx), int(params.n_seq_max))
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +24,13 @@ import anyio
 import httpx
 
 from llmclient.backends import EmbedRequest
-from llmclient.backends.remote._probe import unreachable
-from llmclient.backends.remote._status import Retry, raise_for_status
+from llmclient.backends.remote._status import Retry, not_sent, raise_for_status
 from llmclient.backends.remote._wire import error_message
 from llmclient.errors import (
     ClientClosedError,
     ContextOverflowError,
     LlmClientError,
     MalformedResponseError,
-    RemoteTimeoutError,
     ServerUnavailableError,
     UnsupportedFeatureError,
 )
@@ -178,12 +175,8 @@ class RemoteEmbeddings:
         replica.sent()
         try:
             response = await self._http.post(url + "/v1/embeddings", json=body, headers=self._headers, timeout=timeout)
-        except httpx.TimeoutException as late:
-            replica.failed_request(time.monotonic(), refused=isinstance(late, httpx.ConnectTimeout))
-            raise Retry(RemoteTimeoutError(f"{url} did not answer an embeddings request in time", url=url)) from None
         except httpx.TransportError as failure:
-            replica.failed_request(time.monotonic(), refused=isinstance(failure, httpx.ConnectError))
-            raise Retry(unreachable(url, failure)) from None
+            raise not_sent(replica, failure, "did not answer an embeddings request in time") from None
         if response.status_code != 200:
             _refused(url, response)
             await raise_for_status(replica, response)

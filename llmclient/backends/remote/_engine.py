@@ -23,12 +23,12 @@ import httpx
 
 from llmclient.backends import Capabilities, GenerateRequest, Piece
 from llmclient.backends.remote._embed import RemoteEmbeddings
-from llmclient.backends.remote._probe import Probed, chosen_model, healthy, probe, unreachable
+from llmclient.backends.remote._probe import Probed, chosen_model, healthy, probe
 from llmclient.backends.remote._replicas import Replica, ReplicaStats
 from llmclient.backends.remote._routing import Dispatcher, affinity_key
 from llmclient.backends.remote._settings import RemoteSettings
 from llmclient.backends.remote._sse import sse_data
-from llmclient.backends.remote._status import Retry, raise_for_status
+from llmclient.backends.remote._status import Retry, not_sent, raise_for_status
 from llmclient.backends.remote._wire import ToolCallParts, parse_chunk, request_body
 from llmclient.chat.tools import ToolCall
 from llmclient.errors import (
@@ -257,12 +257,8 @@ class RemoteEngine(RemoteEmbeddings):
             try:
                 with anyio.fail_after(self.settings.first_token_timeout):
                     response = await self._http.send(request, stream=True)
-            except httpx.TimeoutException as timeout:
-                replica.failed_request(time.monotonic(), refused=isinstance(timeout, httpx.ConnectTimeout))
-                raise Retry(RemoteTimeoutError(f"{url} did not accept a connection in time", url=url)) from None
             except httpx.TransportError as failure:
-                replica.failed_request(time.monotonic(), refused=isinstance(failure, httpx.ConnectError))
-                raise Retry(unreachable(url, failure)) from None
+                raise not_sent(replica, failure, "did not accept a connection in time") from None
             if response.status_code != 200:
                 await raise_for_status(replica, response)
             kind = response.headers.get("content-type", "")

@@ -8,12 +8,18 @@ import time
 import anyio
 import httpx
 
-from llmclient.backends.remote._probe import auth_error
+from llmclient.backends.remote._probe import auth_error, unreachable
 from llmclient.backends.remote._replicas import Replica
 from llmclient.backends.remote._wire import error_message, retry_after
-from llmclient.errors import ContextOverflowError, LlmClientError, ServerError, ServerUnavailableError
+from llmclient.errors import (
+    ContextOverflowError,
+    LlmClientError,
+    RemoteTimeoutError,
+    ServerError,
+    ServerUnavailableError,
+)
 
-__all__ = ["Retry", "raise_for_status"]
+__all__ = ["Retry", "not_sent", "raise_for_status"]
 
 
 class Retry(Exception):
@@ -24,6 +30,16 @@ class Retry(Exception):
         super().__init__(str(error))
         self.error = error
         self.wait = wait
+
+
+def not_sent(replica: Replica, failure: httpx.TransportError, late: str) -> Retry:
+    """A request `replica` did not take (refused, dropped, or `late`: what it did not do in time), noted on it (a
+    refused connection cools it down) and to be retried."""
+    refused = isinstance(failure, httpx.ConnectTimeout | httpx.ConnectError)
+    replica.failed_request(time.monotonic(), refused=refused)
+    if isinstance(failure, httpx.TimeoutException):
+        return Retry(RemoteTimeoutError(f"{replica.url} {late}", url=replica.url))
+    return Retry(unreachable(replica.url, failure))
 
 
 async def raise_for_status(replica: Replica, response: httpx.Response) -> None:
