@@ -24,6 +24,7 @@ from llmclient import (
 )
 from llmclient.backends import EmbedRequest
 from llmclient.backends.llama_cpp._embed import STEP_TOKENS, EmbedDecoder
+from llmclient.backends.llama_cpp._tap import HiddenTap
 from llmclient.testing import FakeEngine
 from llmclient.testing.synthetic import TINY_BERT, write_synthetic_bert
 from tests.conftest import llama_model
@@ -330,3 +331,59 @@ async def test_a_text_longer_than_a_step_is_pooled_whole_in_a_context_of_its_own
     assert numpy.abs(mixed[1] - alone[0]).max() < TOLERANCE
     assert numpy.abs(mixed[[0, 2]] - short[:2]).max() < TOLERANCE  # the short ones around it: as without it
     assert float(short[0] @ alone[0]) < 0.99
+
+
+def _taps(embedder: EmbedDecoder) -> list[HiddenTap]:
+    """The taps of the decoder's contexts (a causal model's: where its decodes stop at the hidden states)."""
+    contexts = (embedder._main, embedder._long)
+    return [c.tap for c in contexts if c is not None and c.tap is not None]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+async def test_a_causal_model_pools_its_hidden_states_and_skips_the_vocabularys_logits(
+    smollm2: Path, pooling: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp's graph of a chat model computes every token's logits after the hidden states it pools; a tap stops
+    each decode at the hidden states and pools them as llama.cpp does (here against llama.cpp pooling the same
+    batches, the tap off): the same vectors, with every decode cut short."""
+    from llmclient.backends.llama_cpp import _embed
+
+    texts = [*TEXTS, " ".join(TEXTS * 14)]  # the last one (~600 tokens) is longer than a step
+    async with await LlmClient.from_path(smollm2, ctx=2048, pooling=pooling) as client:
+        embedder = _embedder(client)
+        before = embedder.decodes
+        tapped = await client.embed_array(texts)
+        decodes = embedder.decodes - before
+        taps = _taps(embedder)
+    monkeypatch.setattr(_embed, "HIDDEN", None)  # llama.cpp computes the whole graph and pools
+    async with await LlmClient.from_path(smollm2, ctx=2048, pooling=pooling) as client:
+        assert _taps(_embedder(client)) == []
+        pooled = await client.embed_array(texts)
+    assert taps and all(t.armed for t in taps)
+    assert sum(t.cuts for t in taps) == decodes >= 2  # every decode stopped before the logits
+    assert numpy.abs(tapped - pooled).max() < 1e-4  # summed in another order: the last float digits differ
+
+
+@pytest.mark.parametrize("node", [b"attn_norm-0", b"no-such-node"])
+async def test_a_tap_that_does_not_pool_as_llama_cpp_does_is_turned_off_before_any_text(
+    smollm2: Path, node: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new tap is checked against llama.cpp's own pooling of two texts: a graph whose node of that name is not
+    the pooled hidden states (here the first layer's norm), or that has no such node (another architecture's
+    naming), keeps llama.cpp's pooling, and its vectors are right."""
+    from llmclient.backends.llama_cpp import _embed
+
+    async with await LlmClient.from_path(smollm2, pooling="mean") as client:
+        right = await client.embed_array(TEXTS)
+    monkeypatch.setattr(_embed, "HIDDEN", node)
+    async with await LlmClient.from_path(smollm2, pooling="mean") as client:
+        (tap,) = _taps(_embedder(client))
+        assert not tap.armed
+        got = await client.embed_array(TEXTS)
+    assert tap.cuts == 0 and numpy.abs(got - right).max() < 1e-4
+
+
+async def test_an_encoder_has_no_logits_to_skip_and_llama_cpp_pools(bert: Path) -> None:
+    async with await LlmClient.from_path(bert) as client:
+        assert _taps(_embedder(client)) == []
+        assert len(await client.embed(TEXTS)) == len(TEXTS)

@@ -15,11 +15,15 @@ the model's longest text, made the first time one comes. (One context sized for 
 of short texts slower: SmolLM2 opted in at 2048 tokens embedded short texts at 0.92x llama-cpp-python's rate, side
 by side, where 512 gave 0.98x.) Last-token pooling of a causal model sees the whole text through the cache, so
 there one context reads a long text over several small steps.
+
+A causal model's contexts stop each decode at the hidden states and pool them here (`_tap.HiddenTap`): llama.cpp
+would otherwise compute the vocabulary's logits for every token, which embedding never reads.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +34,7 @@ from llmclient.backends import Embedded, EmbedRequest, Piece
 from llmclient.backends.llama_cpp._log import quiet_pooling_note
 from llmclient.backends.llama_cpp._settings import POOLINGS
 from llmclient.backends.llama_cpp._step import Emit, PreparedEmbed
+from llmclient.backends.llama_cpp._tap import HIDDEN, HiddenTap
 from llmclient.errors import ContextOverflowError, GenerationError, InvalidRequestError, InvalidSettingError
 
 __all__ = ["OPT_IN_EMBED_TOKENS", "STEP_TOKENS", "EmbedDecoder", "model_role"]
@@ -44,6 +49,11 @@ STEP_TOKENS = 512
 OPT_IN_EMBED_TOKENS = 2048
 #: Micro-batch of last-token pooling (the only pooling that may split a text across micro-batches).
 _LAST_UBATCH = 512
+#: Two texts a new tap's vectors are checked on against llama.cpp's own pooling, before the tap is trusted.
+_PROBES = ("An embedding check.", "A second line, a little longer, to embed beside the first one.")
+
+logger = logging.getLogger("llmclient")
+_NAMES = {number: name for name, number in POOLINGS.items()}
 
 
 def model_role(metadata: Mapping[str, str], pooling: str | None) -> tuple[bool, int | None, bool]:
@@ -69,6 +79,18 @@ def model_role(metadata: Mapping[str, str], pooling: str | None) -> tuple[bool, 
     return True, asked, causal
 
 
+def _spans(rows: list[tuple[_Job, int]], n: int) -> list[tuple[int, int]]:
+    """(first token, tokens) of each row's text in a batch of `n` tokens: the texts in order, whole; one row is
+    all `n` (a whole text, or a long one's last part)."""
+    if len(rows) == 1:
+        return [(0, n)]
+    spans, start = [], 0
+    for job, index in rows:
+        spans.append((start, len(job.texts[index])))
+        start += len(job.texts[index])
+    return spans
+
+
 @dataclass
 class _Context:
     """One llama.cpp embedding context: its owner (which frees it), the pointer, its cache (None for an encoder)."""
@@ -78,6 +100,8 @@ class _Context:
     memory: Any
     sequences: int
     """Sequences (texts) one batch may hold."""
+    tap: HiddenTap | None
+    """Where decodes stop at the hidden states (a causal model), or None: llama.cpp pools."""
 
 
 @dataclass
@@ -110,6 +134,21 @@ class EmbedDecoder:
         self._splits = pooling == POOLINGS["last"] and causal
         """Whether a text longer than a step is read over several (the others must be whole in one micro-batch)."""
         n_batch = max(STEP_TOKENS, max_tokens)
+        self.dimension = int(lib.llama_model_n_embd_out(model.model))
+        # only where the pooled vector is the hidden state's own width (no projection after the pooling)
+        same = self.dimension == int(lib.llama_model_n_embd(model.model))
+        self._hidden = HIDDEN if causal and same else None
+        """The graph node a causal model's decodes stop at, to pool its output here (None: llama.cpp pools)."""
+        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        b = self._batch
+        self._token = numpy.ctypeslib.as_array(b.token, shape=(n_batch,))
+        self._pos = numpy.ctypeslib.as_array(b.pos, shape=(n_batch,))
+        self._nseq = numpy.ctypeslib.as_array(b.n_seq_id, shape=(n_batch,))
+        self._logits = numpy.ctypeslib.as_array(b.logits, shape=(n_batch,))
+        self._nseq[:] = 1
+        self._logits[:] = 1  # pooling reads every token's output
+        self._seq = b.seq_id
+        self._vocab = model.vocab
         # the steps' context: its cache holds one batch (or, splitting, one long text read over steps), then it is
         # cleared; its micro-batch is one step, or a split text's part
         ubatch = min(n_batch, _LAST_UBATCH) if self._splits else STEP_TOKENS
@@ -117,8 +156,6 @@ class EmbedDecoder:
         self._long: _Context | None = None
         """The context for one text longer than a step, made the first time one comes (mean and CLS pooling)."""
         self._sequences = self._main.sequences
-        self.dimension = int(lib.llama_model_n_embd_out(model.model))
-        self._vocab = model.vocab
         # a tokenizer that ends each text with a special token (BERT's [SEP], an end-of-text token) keeps it when a
         # long text is cut
         self._ends_special = bool(lib.llama_vocab_get_add_eos(self._vocab) or lib.llama_vocab_get_add_sep(self._vocab))
@@ -130,15 +167,6 @@ class EmbedDecoder:
         """The request whose text is being read over several steps."""
         self._fed = 0
         """Tokens of that text in the cache."""
-        self._batch = lib.llama_batch_init(n_batch, 0, 1)
-        b = self._batch
-        self._token = numpy.ctypeslib.as_array(b.token, shape=(n_batch,))
-        self._pos = numpy.ctypeslib.as_array(b.pos, shape=(n_batch,))
-        self._nseq = numpy.ctypeslib.as_array(b.n_seq_id, shape=(n_batch,))
-        self._logits = numpy.ctypeslib.as_array(b.logits, shape=(n_batch,))
-        self._nseq[:] = 1
-        self._logits[:] = 1  # pooling reads every token's output
-        self._seq = b.seq_id
         self._jobs: collections.deque[_Job] = collections.deque()
         self.decodes = 0
         """`llama_decode` calls made so far (each embeds one batch of texts)."""
@@ -159,9 +187,66 @@ class EmbedDecoder:
         on = self._flash_attn
         params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if on else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
+        tap = None
+        if self._hidden is not None:
+            tap = HiddenTap(lib.ggml_backend_sched_eval_callback, n_ctx, self.dimension, name=self._hidden)
+            params.cb_eval = tap.callback
         owner = _internals.LlamaContext(model=self._model, params=params, verbose=self._verbose)
         # None for an encoder without a cache
-        return _Context(owner, owner.ctx, lib.llama_get_memory(owner.ctx), int(params.n_seq_max))
+        context = _Context(owner, owner.ctx, lib.llama_get_memory(owner.ctx), int(params.n_seq_max), tap)
+        if tap is not None:
+            try:
+                self._check(context, tap)
+            except GenerationError:
+                owner.close()  # type: ignore[no-untyped-call]
+                raise
+        return context
+
+    def _check(self, context: _Context, tap: HiddenTap) -> None:
+        """Disarm `tap` unless its pooling of two probe texts is llama.cpp's own (the graph of this model ends as
+        the tap expects). Two small decodes, once per context."""
+        texts = [list(self._model.tokenize(t.encode(), add_bos=True, special=False)) for t in _PROBES]
+        texts = texts[: context.sequences]  # the context for long texts holds one
+        spans, start = [], 0
+        for seq_id, tokens in enumerate(texts):
+            self._put(start, tokens, 0, seq_id)
+            spans.append((start, len(tokens)))
+            start += len(tokens)
+        self._batch.n_tokens = start
+        got = []
+        for armed in (True, False):
+            tap.armed, tap.taken = armed, 0
+            status = int(self._lib.llama_decode(context.ctx, self._batch))
+            if status != 0:
+                raise GenerationError(f"embedding failed: llama_decode returned {status}")
+            if armed and tap.taken == 0:  # no node of that name: llama.cpp pools, as without a tap
+                break
+            got.append(tap.pool(spans, self._name) if armed else self._pooled(context, len(texts)))
+            self._clear(context)
+        self._clear(context)
+        cosine = 0.0
+        if len(got) == 2:
+            ours, theirs = got
+            cosine = float(min(numpy.sum(ours * theirs, axis=1) / numpy.linalg.norm(ours, axis=1)
+                               / numpy.linalg.norm(theirs, axis=1)))  # fmt: skip
+        tap.armed, tap.taken, tap.cuts = cosine > 0.9999, 0, 0
+        if not tap.armed:
+            logger.debug("embedding: llama.cpp computes this model's logits too (no %r node to stop at, or cosine "
+                         "%.6f to its pooling)", self._hidden, cosine)  # fmt: skip
+
+    @property
+    def _name(self) -> str:
+        return _NAMES[self.pooling]
+
+    def _pooled(self, context: _Context, count: int) -> numpy.ndarray[Any, Any]:
+        """llama.cpp's pooled vector of each of the first `count` sequences of the last decode."""
+        out = numpy.empty((count, self.dimension), numpy.float32)
+        for seq_id in range(count):
+            pooled = self._lib.llama_get_embeddings_seq(context.ctx, seq_id)
+            if not pooled:
+                raise GenerationError("embedding failed: llama.cpp gave no pooled vector")
+            out[seq_id] = numpy.ctypeslib.as_array(pooled, shape=(self.dimension,))
+        return out
 
     @property
     def active(self) -> int:
@@ -259,19 +344,26 @@ class EmbedDecoder:
 
     def _decode(self, rows: list[tuple[_Job, int]], n: int, context: _Context) -> None:
         """Decode the batch's first `n` tokens in `context` and keep the pooled vector of each of `rows` (sequence i
-        is row i); with no rows, a part of a long text, whose tokens stay in the cache."""
+        is row i, the texts in order; one row is all `n` tokens, a whole text or a long one's last part); with no
+        rows, a part of a long text, whose tokens stay in the cache."""
         self._batch.n_tokens = n
         self.decodes += 1
+        tap = context.tap
+        cuts = 0
+        if tap is not None:
+            tap.taken, cuts = 0, tap.cuts
         status = int(self._lib.llama_decode(context.ctx, self._batch))
         try:
             if status != 0:
                 raise GenerationError(f"embedding failed: llama_decode returned {status}")
-            for seq_id, (job, index) in enumerate(rows):
-                pooled = self._lib.llama_get_embeddings_seq(context.ctx, seq_id)
-                if not pooled:
-                    raise GenerationError("embedding failed: llama.cpp gave no pooled vector")
-                job.vectors[index] = numpy.ctypeslib.as_array(pooled, shape=(self.dimension,))
-                job.done += 1
+            cut = tap if tap is not None and tap.cuts > cuts else None  # stopped at the hidden states: pooled here
+            if cut is not None and cut.taken != n:
+                raise GenerationError(f"embedding failed: read {cut.taken} tokens' hidden states of {n}")
+            if rows:
+                pooled = self._pooled(context, len(rows)) if cut is None else cut.pool(_spans(rows, n), self._name)
+                for (job, index), vector in zip(rows, pooled, strict=True):
+                    job.vectors[index] = vector
+                    job.done += 1
         except GenerationError as error:
             failed = {id(j): j for j, _ in rows}
             if self._partial is not None:
