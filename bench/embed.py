@@ -3,13 +3,16 @@ an embedding model used in turn in one process against each alone.
 
     python bench/embed.py [--model PATH] [--threads 2] [--rounds 3] [--short 1000] [--long 100] [--parts all]
     python bench/embed.py --parts side-by-side --rounds 6   # both systems in one process, alternating
+    python bench/embed.py --gpu --threads 4 ...             # every layer on the GPU (llmclient's plan does it)
 
 Every measurement runs in a fresh process (two llama.cpp users in one process would each start a team of compute
 threads, which slows both), in an order that alternates each round; a figure is read as a ratio against the other
 system's in the same round. Embeddings: `short` texts are one sentence (~20 tokens), `long` ones a paragraph of
 ~250 tokens; both systems mean-pool, normalize, pack up to 512 tokens per decode and use flash attention; load
-time and a warm-up text are not timed. Alternation: the chat model answers greedily (64 tokens), the embedding
-model embeds 100 short texts, `--turns` times each; alone, each does its part in a process without the other.
+time and a warm-up text are not timed. (On the CPU llmclient stops a causal model's decodes before the vocabulary's
+logits, which llama-cpp-python computes: `llmclient/backends/llama_cpp/_tap.py`.) Alternation: the chat model
+answers greedily (64 tokens), the embedding model embeds 100 short texts, `--turns` times each; alone, each does
+its part in a process without the other.
 llmclient's numpy variant (`embed_array`) is timed on the short texts too.
 
 `side-by-side` (not part of `all`): both systems loaded in one process and used in turn, never at once, each set
@@ -45,7 +48,7 @@ def long_texts(n: int) -> list[str]:
     return [" ".join(short_texts(n * 12)[i::n]) for i in range(n)]
 
 
-def _embed_llmclient(model: Path, threads: int, sets: dict[str, list[str]]) -> dict[str, Any]:
+def _embed_llmclient(model: Path, threads: int, sets: dict[str, list[str]], gpu: bool) -> dict[str, Any]:
     import anyio
 
     from llmclient import LlmClient
@@ -69,13 +72,18 @@ def _embed_llmclient(model: Path, threads: int, sets: dict[str, list[str]]) -> d
     return anyio.run(run)
 
 
-def _embed_llama_cpp_python(model: Path, threads: int, sets: dict[str, list[str]]) -> dict[str, Any]:
+def _llama_cpp_python(model: Path, threads: int, gpu: bool) -> Any:
+    """llama-cpp-python's `Llama` embedding with mean pooling, as llmclient is set up."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(
+    return llama_cpp.Llama(
         str(model), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=2048, n_batch=512,
-        n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False,
+        n_threads=threads, n_threads_batch=threads, flash_attn=True, n_gpu_layers=-1 if gpu else 0, verbose=False,
     )  # fmt: skip
+
+
+def _embed_llama_cpp_python(model: Path, threads: int, sets: dict[str, list[str]], gpu: bool) -> dict[str, Any]:
+    llm = _llama_cpp_python(model, threads, gpu)
     llm.embed("warm-up text", normalize=True)
     out: dict[str, Any] = {}
     for name, texts in sets.items():
@@ -125,20 +133,16 @@ def _alternate(model: Path, threads: int, mode: str, turns: int) -> dict[str, An
     return anyio.run(run)
 
 
-def _side_by_side(model: Path, threads: int, sets: dict[str, list[str]], rounds: int) -> None:
+def _side_by_side(model: Path, threads: int, sets: dict[str, list[str]], rounds: int, gpu: bool) -> None:
     """Both systems in this process, in turn: each round embeds each set with one, then the other."""
     import anyio
-    import llama_cpp
 
     from llmclient import LlmClient
 
     async def run() -> None:
         async with await LlmClient.from_path(model, pooling="mean", threads=threads, ctx=2048) as client:
             await client.embed("warm-up text")
-            llm = llama_cpp.Llama(
-                str(model), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=2048,
-                n_batch=512, n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False,
-            )  # fmt: skip
+            llm = _llama_cpp_python(model, threads, gpu)
             llm.embed("warm-up text", normalize=True)
             ratios: dict[str, list[float]] = {name: [] for name in sets}
             for r in range(rounds):
@@ -180,6 +184,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=1000)
     parser.add_argument("--long", type=int, default=100)
     parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--gpu", action="store_true", help="every layer on the GPU for both systems")
     parser.add_argument("--parts", default="all", choices=["all", "peers", "alternation", "side-by-side"])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -201,16 +206,16 @@ def main() -> None:
         if kind == "embed":
             sets = {"short": short_texts(args.short), "long": long_texts(args.long)}
             run = _embed_llmclient if what == "llmclient" else _embed_llama_cpp_python
-            print(json.dumps(run(args.model, args.threads, sets)))
+            print(json.dumps(run(args.model, args.threads, sets, args.gpu)))
         else:
             print(json.dumps(_alternate(args.model, args.threads, what, args.turns)))
         return
     common = ["--model", str(args.model), "--threads", str(args.threads), "--short", str(args.short), "--long",
-              str(args.long), "--turns", str(args.turns)]  # fmt: skip
-    print(f"model {args.model.name}, {args.threads} threads, {args.rounds} rounds")
+              str(args.long), "--turns", str(args.turns), *(["--gpu"] if args.gpu else [])]  # fmt: skip
+    print(f"model {args.model.name}, {args.threads} threads, {args.rounds} rounds{', GPU' if args.gpu else ''}")
     if args.parts == "side-by-side":
         _side_by_side(args.model, args.threads, {"short": short_texts(args.short), "long": long_texts(args.long)},
-                      args.rounds)  # fmt: skip
+                      args.rounds, args.gpu)  # fmt: skip
         return
     if args.parts in ("all", "peers"):
         ratios: dict[str, list[float]] = {"short": [], "long": []}

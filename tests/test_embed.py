@@ -387,3 +387,23 @@ async def test_an_encoder_has_no_logits_to_skip_and_llama_cpp_pools(bert: Path) 
     async with await LlmClient.from_path(bert) as client:
         assert _taps(_embedder(client)) == []
         assert len(await client.embed(TEXTS)) == len(TEXTS)
+
+
+def test_with_layers_on_a_gpu_llama_cpp_computes_the_whole_graph(smollm2: Path) -> None:
+    """On a GPU the logits cost less than stopping the graph (an H200 embedded SmolLM2 at 0.87-0.92x with a tap),
+    so a decoder whose model is offloaded has none; on the CPU the same model has one."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    model = _internals.LlamaModel(path_model=str(smollm2), params=llama_cpp.llama_model_default_params(),
+                                  verbose=False)  # fmt: skip
+    try:
+        for on_cpu in (False, True):
+            decoder = EmbedDecoder(llama_cpp, model, pooling=1, max_tokens=512, causal=True, threads=2,
+                                   flash_attn=True, verbose=False, on_cpu=on_cpu)  # fmt: skip
+            try:
+                assert [t.armed for t in _taps(decoder)] == ([True] if on_cpu else [])
+            finally:
+                decoder.close()
+    finally:
+        model.close()  # type: ignore[no-untyped-call]

@@ -90,7 +90,7 @@ class LlamaCppModel:
                 max_tokens = limit if not generates else min(limit, OPT_IN_EMBED_TOKENS)
                 self._embedder = EmbedDecoder(
                     llama_cpp, model, pooling=pooling, max_tokens=max_tokens, causal=causal, threads=threads,
-                    flash_attn=settings.flash_attn, verbose=settings.verbose,
+                    flash_attn=settings.flash_attn, verbose=settings.verbose, on_cpu=settings.n_gpu_layers == 0,
                 )  # fmt: skip
         except BaseException:
             if self._chat is not None:

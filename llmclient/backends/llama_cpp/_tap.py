@@ -7,6 +7,10 @@ vocabulary times its width), a quarter of Qwen3-Embedding-0.6B's (151k). A `Hidd
 callback: it asks llama.cpp to stop the graph right after `result_norm`, copies those hidden states out and ends
 the graph there; the engine pools them (mean, first or last token of each text) as llama.cpp would have.
 
+Only where every layer runs on the CPU. On a GPU the logits are cheap and the stop is not (llama.cpp then computes
+the graph in two parts, synchronizing between them, and asks the callback about each of its ~900 nodes): on an
+H200, SmolLM2 embedded at 0.92x (short texts) and 0.87x (long) with a tap against without.
+
 Where the graph has no `result_norm` (another architecture's naming), the callback never fires, the whole graph
 runs and llama.cpp's own pooled vectors are read: the tap costs nothing and changes nothing. `EmbedDecoder`
 checks a new tap once against llama.cpp's pooling before trusting it.
