@@ -191,7 +191,8 @@ class EmbedDecoder:
         params.no_perf = True
         tap = None
         if self._hidden is not None:
-            tap = HiddenTap(lib.ggml_backend_sched_eval_callback, n_ctx, self.dimension, name=self._hidden)
+            # room for one micro-batch, what a decode here carries (a step, a long text's part, or one long text)
+            tap = HiddenTap(lib.ggml_backend_sched_eval_callback, n_ubatch, self.dimension, name=self._hidden)
             params.cb_eval = tap.callback
         owner = _internals.LlamaContext(model=self._model, params=params, verbose=self._verbose)
         # None for an encoder without a cache
@@ -353,6 +354,7 @@ class EmbedDecoder:
         tap = context.tap
         cuts = 0
         if tap is not None:
+            tap.reserve(n)
             tap.taken, cuts = 0, tap.cuts
         status = int(self._lib.llama_decode(context.ctx, self._batch))
         try:

@@ -9,7 +9,9 @@ the graph there; the engine pools them (mean, first or last token of each text) 
 
 Only where every layer runs on the CPU. On a GPU the logits are cheap and the stop is not (llama.cpp then computes
 the graph in two parts, synchronizing between them, and asks the callback about each of its ~900 nodes): on an
-H200, SmolLM2 embedded at 0.92x (short texts) and 0.87x (long) with a tap against without.
+H200, SmolLM2 embedded at 0.92x (short texts) and 0.87x (long) with a tap against without. On the CPU those ~900
+calls into Python cost well under a millisecond a decode; beside a thread spinning in Python (which the calls
+must take the GIL from) the tap's gain was gone, but it was no slower than without (1.01x).
 
 Where the graph has no `result_norm` (another architecture's naming), the callback never fires, the whole graph
 runs and llama.cpp's own pooled vectors are read: the tap costs nothing and changes nothing. `EmbedDecoder`
@@ -60,6 +62,11 @@ class HiddenTap:
         self.cuts = 0
         """Decodes stopped before the logits, so far."""
         self.callback = callback_type(self._eval)  # kept here: the context holds only the pointer
+
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` tokens' hidden states (a decode's batch, over all its micro-batches)."""
+        if len(self.hidden) < rows:
+            self.hidden = numpy.empty((rows, self.width), numpy.float32)
 
     def _eval(self, tensor: int, ask: bool, _user: int) -> bool:
         lib = self._lib
