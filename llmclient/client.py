@@ -5,8 +5,8 @@ engine a `GenerateRequest`; it never blocks the event loop. How many requests ru
 the engine's (llama.cpp: the plan's `parallel`, first come first served); the client refuses one more than
 `max_queue` waiting at once. Leaving a `stream` early, or cancelling the task awaiting `chat`, stops the
 generation at the next step. `LlmClient.llama_cpp()`, `LlmClient.mistral_rs()` and `LlmClient.remote(url)` start
-builders; this module adds
-`init()` to their configuration (which never imports the client: configuration -> plan -> engine -> client).
+builders; this module adds `init()` to their configuration (which never imports the client: configuration -> plan
+-> engine -> client).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -135,7 +135,7 @@ class LlmClient(Workflows, ToolLoop, Embeddings):
                 "raise the limit with .max_queue(n)"
             )
 
-    async def _pieces(self, request: GenerateRequest, timeout: float | None) -> AsyncIterator[tuple[Piece, float]]:
+    async def _pieces(self, request: GenerateRequest, timeout: float | None) -> AsyncGenerator[tuple[Piece, float]]:
         """The engine's pieces with the time each arrived; past `timeout` seconds from now, `TimeoutError`."""
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         self._admit()
@@ -216,21 +216,24 @@ class LlmClient(Workflows, ToolLoop, Embeddings):
         tools: Tools = None,
         **options: Unpack[RequestOptions],
     ) -> AsyncGenerator[Chunk, None]:
-        """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels;
-        `timeout` bounds the whole stream (then `TimeoutError`). With `tools`, a chunk's `tool_calls` holds each call
-        as an OpenAI delta once it is complete and checked; text never holds a call's markup."""
+        """The answer piece by piece: `async for chunk in client.stream(...)`. Leaving the loop early cancels: at the
+        event loop's next turn, when Python closes the stream, or at once inside
+        `contextlib.aclosing(client.stream(...))`. `timeout` bounds the whole stream (then `TimeoutError`). With
+        `tools`, a chunk's `tool_calls` holds each call as an OpenAI delta once it is complete and checked; text
+        never holds a call's markup."""
         request = self._request(messages, None, tools, options)
         made, count = tools_from(request.tools), 0
-        async for piece, _ in self._pieces(request, timeout):
-            deltas = []
-            for call in piece.tool_calls:
-                deltas.append(tool_call_delta(count, checked_call(call, made)))
-                count += 1
-            if piece.finish_reason is not None:
-                reason = "tool_calls" if count and piece.finish_reason == "stop" else piece.finish_reason
-                yield Chunk(piece.text, reason, piece.usage or Usage(0, 0), tuple(deltas))
-            elif piece.text or deltas:
-                yield Chunk(piece.text, tool_calls=tuple(deltas))
+        async with contextlib.aclosing(self._pieces(request, timeout)) as pieces:
+            async for piece, _ in pieces:
+                deltas = []
+                for call in piece.tool_calls:
+                    deltas.append(tool_call_delta(count, checked_call(call, made)))
+                    count += 1
+                if piece.finish_reason is not None:
+                    reason = "tool_calls" if count and piece.finish_reason == "stop" else piece.finish_reason
+                    yield Chunk(piece.text, reason, piece.usage or Usage(0, 0), tuple(deltas))
+                elif piece.text or deltas:
+                    yield Chunk(piece.text, tool_calls=tuple(deltas))
 
     async def _run(self, request: GenerateRequest, timeout: float | None) -> ChatResult:
         began = time.perf_counter()
@@ -238,16 +241,18 @@ class LlmClient(Workflows, ToolLoop, Embeddings):
         parts: list[str] = []
         calls: list[ToolCall] = []
         made = tools_from(request.tools)
-        async for piece, at in self._pieces(request, timeout):
-            if piece.text:
-                first = first if first is not None else at
-                parts.append(piece.text)
-            calls += [checked_call(call, made) for call in piece.tool_calls]
-            if piece.finish_reason is not None:
-                usage = piece.usage or Usage(0, 0)
-                timings = piece.timings or Timings.measured(began, first, at, usage)
-                reason = "tool_calls" if calls and piece.finish_reason == "stop" else piece.finish_reason
-                return ChatResult("".join(parts), reason, usage, timings, request.constraint, calls)
+        # closed before returning, not when collected: the request has left the queue when its answer comes back
+        async with contextlib.aclosing(self._pieces(request, timeout)) as pieces:
+            async for piece, at in pieces:
+                if piece.text:
+                    first = first if first is not None else at
+                    parts.append(piece.text)
+                calls += [checked_call(call, made) for call in piece.tool_calls]
+                if piece.finish_reason is not None:
+                    usage = piece.usage or Usage(0, 0)
+                    timings = piece.timings or Timings.measured(began, first, at, usage)
+                    reason = "tool_calls" if calls and piece.finish_reason == "stop" else piece.finish_reason
+                    return ChatResult("".join(parts), reason, usage, timings, request.constraint, calls)
         raise ClientClosedError("the engine stopped without finishing the request")
 
     # --- lifecycle --------------------------------------------------------------------------------

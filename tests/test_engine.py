@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -77,6 +78,24 @@ async def test_requests_start_first_come_first_served_and_a_full_queue_says_busy
     assert all(isinstance(outcomes[i], BusyError) for i in (3, 4)), outcomes
     assert [r.messages[-1]["content"] for r in engine.started] == ["q0", "q1", "q2"]  # type: ignore[index]
     assert "max_queue" in str(outcomes[3])
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+async def test_a_finished_request_leaves_the_queue_before_chat_returns(timeout: float | None) -> None:
+    """With no room to wait (max_queue 0, one at a time), requests one after another each run: the one before
+    has left the queue by the time its `chat` returns, or its stream ends or is closed."""
+    engine = FakeEngine("a b c")
+    async with LlmClient(engine, max_queue=0) as client:
+        for _ in range(3):
+            assert (await client.chat("q", timeout=timeout)).text == "a b c"
+        for _ in range(2):
+            assert "".join([c.text async for c in client.stream("q", timeout=timeout)]) == "a b c"
+        for _ in range(2):
+            async with contextlib.aclosing(client.stream("q", timeout=timeout)) as stream:
+                async for chunk in stream:
+                    if chunk.text:
+                        break  # left early, closed by aclosing: the engine is told now, not when it is collected
+        assert (await client.chat("q", timeout=timeout)).finish_reason == "stop"
 
 
 async def test_a_timeout_stops_the_generation_and_cancelling_a_waiting_request_keeps_the_order() -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,9 @@ from llmclient.backends.llama_cpp._log import quiet_pooling_note
 from llmclient.backends.llama_cpp._settings import POOLINGS
 from llmclient.backends.llama_cpp._step import Emit, PreparedEmbed
 from llmclient.backends.llama_cpp._tap import HIDDEN, HiddenTap
-from llmclient.errors import ContextOverflowError, GenerationError, InvalidRequestError, InvalidSettingError
+from llmclient.errors import ContextOverflowError, GenerationError, InvalidRequestError
 
-__all__ = ["OPT_IN_EMBED_TOKENS", "STEP_TOKENS", "EmbedDecoder", "model_role"]
+__all__ = ["OPT_IN_EMBED_TOKENS", "STEP_TOKENS", "EmbedDecoder"]
 
 #: Tokens one step embeds at most (a text longer than this is embedded alone): about one chat prompt chunk's
 #: worth of compute on a small model, so a big request never holds the decode thread for long; and larger batches
@@ -54,29 +54,6 @@ _PROBES = ("An embedding check.", "A second line, a little longer, to embed besi
 
 logger = logging.getLogger("llmclient")
 _NAMES = {number: name for name, number in POOLINGS.items()}
-
-
-def model_role(metadata: Mapping[str, str], pooling: str | None) -> tuple[bool, int | None, bool]:
-    """(whether it generates, the pooling it embeds with or None, whether its attention is causal) for a model of
-    this GGUF metadata, given the pooling asked for (`mean`, `cls`, `last`; None: the GGUF's own).
-
-    A GGUF that declares a pooling, or an encoder (non-causal attention: BERT and its kin), is an embedding model:
-    it only embeds. Any other model generates, and embeds only with a pooling asked for."""
-    arch = metadata.get("general.architecture", "")
-    declared = int(metadata.get(f"{arch}.pooling_type", "-1") or -1)
-    causal = metadata.get(f"{arch}.attention.causal", "true").strip().lower() not in ("false", "0")
-    asked = POOLINGS[pooling] if pooling is not None else None
-    if declared == 4:  # LLAMA_POOLING_TYPE_RANK: a reranker scores pairs, it does not embed
-        raise InvalidSettingError("this GGUF is a reranking model (rank pooling); llmclient does not run rerankers yet")
-    if declared in POOLINGS.values() or not causal:
-        chosen = asked if asked is not None else declared if declared in POOLINGS.values() else None
-        if chosen is None:
-            raise InvalidSettingError(
-                f"this {arch} encoder's GGUF declares no pooling; choose one with the builder's .pooling('mean') "
-                "(or 'cls'), as its model card says"
-            )
-        return False, chosen, causal
-    return True, asked, causal
 
 
 def _spans(rows: list[tuple[_Job, int]], n: int) -> list[tuple[int, int]]:

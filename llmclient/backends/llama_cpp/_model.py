@@ -28,9 +28,9 @@ import llama_cpp
 from llmclient.backends import EmbedRequest, GenerateRequest
 from llmclient.backends.llama_cpp._batch import BATCH_INVARIANT_CHUNK, BatchDecoder
 from llmclient.backends.llama_cpp._constrain import build_tokenizer
-from llmclient.backends.llama_cpp._embed import OPT_IN_EMBED_TOKENS, EmbedDecoder, model_role
+from llmclient.backends.llama_cpp._embed import OPT_IN_EMBED_TOKENS, EmbedDecoder
 from llmclient.backends.llama_cpp._log import unified_kv_is_no_overflow
-from llmclient.backends.llama_cpp._settings import LlamaCppSettings
+from llmclient.backends.llama_cpp._settings import LlamaCppSettings, model_role
 from llmclient.backends.llama_cpp._step import Emit, Prepared, PreparedEmbed
 from llmclient.chat.formats import detect_format, system_folded, template_messages
 from llmclient.chat.template import ChatTemplate

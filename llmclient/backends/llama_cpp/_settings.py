@@ -1,10 +1,13 @@
-"""How to load a model in llama.cpp: the settings a `Plan` turns into."""
+"""How to load a model in llama.cpp: the settings a `Plan` turns into, and what a GGUF is for under them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["POOLINGS", "LlamaCppSettings"]
+from llmclient.errors import InvalidSettingError
+
+__all__ = ["POOLINGS", "LlamaCppSettings", "model_role"]
 
 #: Pooling names as the builder takes them → llama.cpp's `LLAMA_POOLING_TYPE_*`.
 POOLINGS = {"mean": 1, "cls": 2, "last": 3}
@@ -38,3 +41,26 @@ class LlamaCppSettings:
     """Prompt tokens evaluated per step. Default: on the CPU, `BATCH_INVARIANT_CHUNK` (48) always, which keeps each
     answer the same whatever runs beside it (a larger value is capped to it); with GPU layers, 256 while other
     requests are generating, a whole batch when alone."""
+
+
+def model_role(metadata: Mapping[str, str], pooling: str | None) -> tuple[bool, int | None, bool]:
+    """(whether it generates, the pooling it embeds with or None, whether its attention is causal) for a model of
+    this GGUF metadata, given the pooling asked for (`mean`, `cls`, `last`; None: the GGUF's own).
+
+    A GGUF that declares a pooling, or an encoder (non-causal attention: BERT and its kin), is an embedding model:
+    it only embeds. Any other model generates, and embeds only with a pooling asked for."""
+    arch = metadata.get("general.architecture", "")
+    declared = int(metadata.get(f"{arch}.pooling_type", "-1") or -1)
+    causal = metadata.get(f"{arch}.attention.causal", "true").strip().lower() not in ("false", "0")
+    asked = POOLINGS[pooling] if pooling is not None else None
+    if declared == 4:  # LLAMA_POOLING_TYPE_RANK: a reranker scores pairs, it does not embed
+        raise InvalidSettingError("this GGUF is a reranking model (rank pooling); llmclient does not run rerankers yet")
+    if declared in POOLINGS.values() or not causal:
+        chosen = asked if asked is not None else declared if declared in POOLINGS.values() else None
+        if chosen is None:
+            raise InvalidSettingError(
+                f"this {arch} encoder's GGUF declares no pooling; choose one with the builder's .pooling('mean') "
+                "(or 'cls'), as its model card says"
+            )
+        return False, chosen, causal
+    return True, asked, causal
