@@ -1,7 +1,8 @@
 """The async client on the real model: requests in order with real timings, cancel, timeouts, queue and close.
 
 The tests taking `engine_client` (or parametrised over `ENGINES`) run on every engine: llama.cpp and mistral.rs
-(SmolLM2 requantized to Q8_0 while loading, and as the file has it); the others look at llama.cpp's own workings.
+(SmolLM2 requantized to Q8_0 while loading; `test_mistralrs.py` runs the file as it is); the others look at
+llama.cpp's own workings.
 """
 
 from __future__ import annotations

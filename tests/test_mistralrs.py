@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import jsonschema
 import pytest
 
 from llmclient import (
@@ -35,6 +36,14 @@ from llmclient.testing.synthetic import ModelShape, write_synthetic_gguf
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+CITY = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+    "required": ["city", "country"],
+    "additionalProperties": False,
+}
 
 
 def python(
@@ -160,6 +169,19 @@ async def test_the_plan_sizes_the_weights_as_requantized_and_q4_1_becomes_q8_0_b
     with pytest.raises(InvalidSettingError, match="unknown in-situ quantization 'Q9'.*Q8_0"):
         base.in_situ_quant("Q9")
     assert base.in_situ_quant("q4_k")._in_situ_quant == "Q4K"
+
+
+async def test_the_file_as_it_is_not_requantized_answers_and_keeps_to_a_schema(smollm2: Path) -> None:
+    """`.in_situ_quant(None)`: mistral.rs runs SmolLM2's own Q4_1 weights; greedy answers are whole and a
+    constrained one validates, as with the requantized weights the shared tests use."""
+    builder = LlmClient.mistral_rs().local(smollm2).ctx(512).temperature(0.0).in_situ_quant(None).threads(1)
+    async with await builder.init() as client:
+        assert client.plan is not None and client.plan.in_situ_quant is None
+        free = await client.chat("Name a colour.", max_tokens=12)
+        typed = await client.chat("A city and its country, as JSON.", max_tokens=60, schema=CITY)
+    assert free.text.strip() and free.usage.completion_tokens > 0
+    assert typed.finish_reason == "stop" and set(typed.parsed) == {"city", "country"}
+    jsonschema.validate(typed.parsed, CITY)
 
 
 async def test_a_seed_is_refused_before_any_work(client: LlmClient) -> None:
