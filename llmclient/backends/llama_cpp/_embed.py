@@ -56,15 +56,12 @@ logger = logging.getLogger("llmclient")
 _NAMES = {number: name for name, number in POOLINGS.items()}
 
 
-def _spans(rows: list[tuple[_Job, int]], n: int) -> list[tuple[int, int]]:
-    """(first token, tokens) of each row's text in a batch of `n` tokens: the texts in order, whole; one row is
-    all `n` (a whole text, or a long one's last part)."""
-    if len(rows) == 1:
-        return [(0, n)]
+def _spans(lengths: list[int]) -> list[tuple[int, int]]:
+    """(first token, tokens) of each text of a batch that holds them in order, one after another."""
     spans, start = [], 0
-    for job, index in rows:
-        spans.append((start, len(job.texts[index])))
-        start += len(job.texts[index])
+    for length in lengths:
+        spans.append((start, length))
+        start += length
     return spans
 
 
@@ -107,6 +104,7 @@ class EmbedDecoder:
         self.max_tokens = max_tokens
         """The most tokens one text may have."""
         self.pooling = pooling
+        self._pooling_name = _NAMES[pooling]
         self._threads = threads
         self._flash_attn, self._verbose = flash_attn, verbose
         self._splits = pooling == POOLINGS["last"] and causal
@@ -187,12 +185,10 @@ class EmbedDecoder:
         the tap expects). Two small decodes, once per context."""
         texts = [list(self._model.tokenize(t.encode(), add_bos=True, special=False)) for t in _PROBES]
         texts = texts[: context.sequences]  # the context for long texts holds one
-        spans, start = [], 0
-        for seq_id, tokens in enumerate(texts):
+        spans = _spans([len(t) for t in texts])
+        for seq_id, ((start, _), tokens) in enumerate(zip(spans, texts, strict=True)):
             self._put(start, tokens, 0, seq_id)
-            spans.append((start, len(tokens)))
-            start += len(tokens)
-        self._batch.n_tokens = start
+        self._batch.n_tokens = sum(map(len, texts))
         got = []
         for armed in (True, False):
             tap.armed, tap.taken = armed, 0
@@ -201,7 +197,7 @@ class EmbedDecoder:
                 raise GenerationError(f"embedding failed: llama_decode returned {status}")
             if armed and tap.taken == 0:  # no node of that name: llama.cpp pools, as without a tap
                 break
-            got.append(tap.pool(spans, self._name) if armed else self._pooled(context, len(texts)))
+            got.append(tap.pool(spans, self._pooling_name) if armed else self._pooled(context, len(texts)))
             self._clear(context)
         self._clear(context)
         cosine = 0.0
@@ -213,10 +209,6 @@ class EmbedDecoder:
         if not tap.armed:
             logger.debug("embedding: llama.cpp computes this model's logits too (no %r node to stop at, or cosine "
                          "%.6f to its pooling)", self._hidden, cosine)  # fmt: skip
-
-    @property
-    def _name(self) -> str:
-        return _NAMES[self.pooling]
 
     def _pooled(self, context: _Context, count: int) -> numpy.ndarray[Any, Any]:
         """llama.cpp's pooled vector of each of the first `count` sequences of the last decode."""
@@ -339,9 +331,16 @@ class EmbedDecoder:
                 raise GenerationError(f"embedding failed: llama_decode returned {status}")
             cut = tap if tap is not None and tap.cuts > cuts else None  # stopped at the hidden states: pooled here
             if cut is not None and cut.taken != n:
-                raise GenerationError(f"embedding failed: read {cut.taken} tokens' hidden states of {n}")
+                raise GenerationError(
+                    f"embedding failed: read {cut.taken} tokens' hidden states of {n} (a graph llmclient's tap "
+                    "does not know: please report it, naming the model file)"
+                )
             if rows:
-                pooled = self._pooled(context, len(rows)) if cut is None else cut.pool(_spans(rows, n), self._name)
+                if cut is None:
+                    pooled = self._pooled(context, len(rows))
+                else:  # one row is all `n` tokens: a whole text, or a long one's last part
+                    lengths = [n] if len(rows) == 1 else [len(job.texts[index]) for job, index in rows]
+                    pooled = cut.pool(_spans(lengths), self._pooling_name)
                 for (job, index), vector in zip(rows, pooled, strict=True):
                     job.vectors[index] = vector
                     job.done += 1

@@ -22,6 +22,7 @@ checks a new tap once against llama.cpp's pooling before trusting it.
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Any
 
 import numpy
@@ -32,8 +33,9 @@ __all__ = ["HiddenTap"]
 HIDDEN = b"result_norm"
 
 
+@functools.cache
 def _ggml() -> Any:
-    """llama.cpp's ggml library, with the three functions the tap calls typed."""
+    """llama.cpp's ggml library, with the three functions the tap calls typed (once a process)."""
     from llama_cpp import _ggml
 
     lib = _ggml.libggml
